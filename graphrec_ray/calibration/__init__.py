@@ -1,0 +1,1 @@
+"""Probability calibration (Platt, isotonic) and calibration metrics."""

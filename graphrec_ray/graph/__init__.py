@@ -1,0 +1,1 @@
+"""User-item bipartite graph and its normalised adjacency."""

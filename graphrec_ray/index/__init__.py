@@ -1,0 +1,1 @@
+"""FAISS item index over retrieval embeddings."""

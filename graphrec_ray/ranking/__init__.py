@@ -1,0 +1,1 @@
+"""Multi-task ranking: shared feature builder and MMoE."""

@@ -1,0 +1,1 @@
+"""Reranking: engagement/value scalarisation and MMR diversity."""

@@ -1,0 +1,1 @@
+"""Candidate retrieval models (LightGCN, MF-BPR, popularity), losses, negative samplers."""

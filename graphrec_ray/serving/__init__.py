@@ -1,0 +1,1 @@
+"""The request path as plain functions; Redis only in cache.py."""

@@ -1,0 +1,1 @@
+"""Entry points for `ray job submit` and the `graphrec` command (Ray and MLflow live here)."""

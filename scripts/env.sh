@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install the
+# pinned dependencies. Sourced by scripts/demo and scripts/test; safe to re-run:
+# it reinstalls only when pyproject.toml or constraints.txt changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${GRAPHREC_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment in $VENV" >&2
+  "$PY" -m venv "$VENV"
+fi
+STAMP="$VENV/.graphrec-installed"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+  echo "[setup] installing pinned dependencies (first run takes a few minutes)" >&2
+  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
+  # constraints.txt pins every transitive version; torch==2.13.0 is the CPU build.
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" >&2
+  echo "$WANT" > "$STAMP"
+fi
+export PATH="$VENV/bin:$PATH"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# Local, file-based MLflow store by default; override with MLFLOW_TRACKING_URI.
+export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-file:$ROOT/mlruns}"
+export RAY_USAGE_STATS_ENABLED=0

@@ -1,0 +1,1 @@
+"""Ray Tune sweeps (Pareto frontier of engagement vs value)."""
