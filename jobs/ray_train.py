@@ -1,0 +1,110 @@
+"""Ray Train wiring shared by the retrieval and ranking jobs.
+
+``fit`` runs a per-worker training loop on a ``TorchTrainer`` (DDP across
+``TrainerConfig.num_workers``; ``num_workers=0`` is Ray Train's in-process local
+mode). Inside the loop, ``save_checkpoint``/``load_checkpoint`` move one ``dict``
+of tensors and numbers through Ray Train checkpoints, so an interrupted run
+started again with the same ``storage_path`` and ``name`` resumes from its last
+checkpoint (Train V2 has no ``trainer.restore``), and ``FailureConfig`` restarts
+a killed worker group from it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from graphrec_ray.training import TrainerConfig
+
+STATE_FILE = "state.pt"
+
+
+def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any], tcfg: TrainerConfig,
+        storage_path: str | Path, name: str) -> Any:
+    """Run ``train_loop(loop_config)`` on Ray Train; returns the ``ray.train.Result``.
+
+    Args:
+        train_loop: per-worker function; must call ``ray.train.report`` (via :func:`save_checkpoint` or directly).
+        loop_config: picklable dict handed to every worker.
+        tcfg: workers, resources, failure retries, checkpoints kept.
+        storage_path: directory for Ray Train run state and checkpoints (absolute path is used).
+        name: run name; the same (storage_path, name) resumes from the latest checkpoint.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    scaling = ScalingConfig(
+        num_workers=tcfg.num_workers,
+        use_gpu=tcfg.use_gpu,
+        resources_per_worker=None if tcfg.num_workers == 0 else {"CPU": tcfg.cpus_per_worker},
+    )
+    run_config = RunConfig(
+        name=name,
+        storage_path=str(Path(storage_path).resolve()),
+        failure_config=FailureConfig(max_failures=tcfg.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=tcfg.num_to_keep),
+    )
+    trainer = TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
+    return trainer.fit()
+
+
+def world_rank() -> int:
+    import ray.train
+
+    return int(ray.train.get_context().get_world_rank())
+
+
+def world_size() -> int:
+    import ray.train
+
+    return int(ray.train.get_context().get_world_size())
+
+
+def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+    """Report ``metrics`` from every worker; with ``state``, rank 0 also saves it as a checkpoint."""
+    import ray.train
+
+    if state is None or world_rank() != 0:
+        ray.train.report(metrics)
+        return
+    if _local_mode():
+        # Local mode keeps the reported directory as the checkpoint itself (nothing is copied to storage),
+        # so it must outlive this call.
+        tmp = tempfile.mkdtemp(prefix="graphrec-ckpt-")
+        torch.save(state, os.path.join(tmp, STATE_FILE))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(state, os.path.join(tmp, STATE_FILE))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def _local_mode() -> bool:
+    from ray.train.v2.api.context import LocalTrainContext
+
+    import ray.train
+
+    return isinstance(ray.train.get_context(), LocalTrainContext)
+
+
+def load_checkpoint() -> dict[str, Any] | None:
+    """The state saved by the latest :func:`report` with ``state`` of this run, or None on a fresh start."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as d:
+        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+
+
+def result_state(result: Any) -> dict[str, Any] | None:
+    """Load the state dict of a finished run's latest checkpoint (driver side)."""
+    if result.checkpoint is None:
+        return None
+    with result.checkpoint.as_directory() as d:
+        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
