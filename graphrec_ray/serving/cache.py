@@ -1,0 +1,251 @@
+"""User-embedding cache: Redis in front of the in-process table, failing open when Redis is slow or down.
+
+This is the only module of the project that talks to Redis (imported lazily, never at module level).
+
+* Values are raw little-endian float32 bytes (``d * 4`` bytes per user), keys are namespaced by model version:
+  ``{prefix}:{model_version}:u:{user_idx}``, so a new version never reads an old version's vectors, and
+  every key has a TTL.
+* Reads are batched with one ``MGET``; write-backs of misses go in one non-transactional pipeline.
+* The client has short socket/connect timeouts and **no retries**; a :class:`CircuitBreaker` stops calling
+  Redis after ``failure_threshold`` consecutive errors and lets a single trial call through (half-open) after
+  ``reset_timeout_s``. Whenever Redis is not usable the request is served from the in-process table with
+  ``cache_hit = False``.
+* With no URL configured there is no client at all and the in-process table is the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from graphrec_ray.serving.config import CacheConfig
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+class CircuitBreaker:
+    """Consecutive-failure circuit breaker (thread-safe).
+
+    ``closed``: calls allowed. After ``failure_threshold`` consecutive failures it is ``open``: calls refused
+    until ``reset_timeout_s`` has passed, then ``half_open``: exactly one trial call is allowed; its success
+    closes the breaker, its failure opens it again for another ``reset_timeout_s``.
+
+    Args:
+        failure_threshold: consecutive failures that open the breaker (default 3).
+        reset_timeout_s: seconds the breaker stays open before a trial (default 5.0).
+        clock: monotonic time source in seconds (tests pass a fake).
+    """
+
+    def __init__(self, failure_threshold: int = 3, reset_timeout_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failure_threshold = int(failure_threshold)
+        self.reset_timeout_s = float(reset_timeout_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._trial_in_flight = False
+
+    @property
+    def state(self) -> str:
+        """``closed``, ``open`` or ``half_open`` (an open breaker past its timeout reads ``half_open``)."""
+        with self._lock:
+            if self._state == OPEN and self._clock() - self._opened_at >= self.reset_timeout_s:
+                return HALF_OPEN
+            return self._state
+
+    def allow(self) -> bool:
+        """Whether the caller may try the protected call now (claims the single half-open trial)."""
+        with self._lock:
+            if self._state == CLOSED:
+                return True
+            if self._state == OPEN and self._clock() - self._opened_at >= self.reset_timeout_s:
+                self._state = HALF_OPEN
+                self._trial_in_flight = False
+            if self._state == HALF_OPEN and not self._trial_in_flight:
+                self._trial_in_flight = True
+                return True
+            return False
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._state = CLOSED
+            self._failures = 0
+            self._trial_in_flight = False
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._state == HALF_OPEN or self._failures >= self.failure_threshold:
+                self._state = OPEN
+                self._opened_at = self._clock()
+                self._trial_in_flight = False
+
+
+@dataclass
+class CacheStats:
+    """Counters since start-up (per process)."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0  # Redis calls that failed (timeout, refused, protocol)
+    skipped: int = 0  # lookups served from the table without asking Redis (no client or breaker open)
+
+
+def make_redis_client(cfg: CacheConfig) -> Any:
+    """A ``redis.Redis`` from ``cfg.url`` (password and TLS via ``rediss://`` in the URL) with short timeouts
+    and no retries; ``None`` when no URL is configured."""
+    if not cfg.url:
+        return None
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        cfg.url,
+        socket_timeout=cfg.socket_timeout_ms / 1000.0,
+        socket_connect_timeout=cfg.connect_timeout_ms / 1000.0,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class EmbeddingCache:
+    """Batched user-embedding lookups: Redis when available, the in-process table otherwise.
+
+    Args:
+        client: a ``redis.Redis`` (or ``None``: table only).
+        key_prefix: first component of every key.
+        ttl_s: expiry of written keys in seconds.
+        breaker: circuit breaker around every Redis call.
+        write_back: store table rows of missed users in Redis for later requests.
+    """
+
+    def __init__(self, client: Any, key_prefix: str = "graphrec", ttl_s: int = 3600,
+                 breaker: CircuitBreaker | None = None, write_back: bool = True) -> None:
+        self.client = client
+        self.key_prefix = key_prefix
+        self.ttl_s = int(ttl_s)
+        self.breaker = breaker or CircuitBreaker()
+        self.write_back = write_back
+        self.stats = CacheStats()
+        self._lock = threading.Lock()
+        if client is not None:
+            import redis
+
+            self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        else:
+            self._errors = (OSError,)
+
+    @classmethod
+    def from_config(cls, cfg: CacheConfig) -> "EmbeddingCache":
+        """Build from :class:`CacheConfig` (no URL = table only)."""
+        return cls(make_redis_client(cfg), cfg.key_prefix, cfg.ttl_s,
+                   CircuitBreaker(cfg.failure_threshold, cfg.reset_timeout_s), cfg.write_back)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a Redis client is configured at all."""
+        return self.client is not None
+
+    def key(self, model_version: str, user_idx: int) -> str:
+        """``{prefix}:{model_version}:u:{user_idx}``."""
+        return f"{self.key_prefix}:{model_version}:u:{int(user_idx)}"
+
+    def _count(self, **kw: int) -> None:
+        with self._lock:
+            for name, v in kw.items():
+                setattr(self.stats, name, getattr(self.stats, name) + v)
+
+    def get_many(self, model_version: str, user_idx: np.ndarray,
+                 table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of ``user_idx`` ``(n,)``: Redis hits, table rows for misses (fails open).
+
+        Args:
+            model_version: namespace of the keys.
+            user_idx: ``(n,)`` contiguous user indices, all in ``[0, len(table))``.
+            table: ``(n_users, d)`` float32 in-process embedding table of the same model version.
+
+        Returns:
+            ``(emb (n, d) float32, hit (n,) bool)``: ``hit[i]`` is True when row i came from Redis.
+        """
+        idx = np.asarray(user_idx, dtype=np.int64).reshape(-1)
+        d = table.shape[1]
+        out = np.asarray(table[idx], dtype=np.float32).copy()
+        hit = np.zeros(idx.size, dtype=bool)
+        if self.client is None or idx.size == 0 or not self.breaker.allow():
+            self._count(skipped=int(idx.size))
+            return out, hit
+        keys = [self.key(model_version, u) for u in idx]
+        try:
+            raw = self.client.mget(keys)
+        except self._errors:
+            self.breaker.record_failure()
+            self._count(errors=1, misses=int(idx.size))
+            return out, hit
+        self.breaker.record_success()
+        missed: list[int] = []
+        for i, blob in enumerate(raw):
+            if blob is not None and len(blob) == 4 * d:
+                out[i] = np.frombuffer(blob, dtype="<f4")
+                hit[i] = True
+            else:
+                missed.append(i)
+        self._count(hits=int(hit.sum()), misses=len(missed))
+        if missed and self.write_back:
+            self.put_many(model_version, idx[missed], out[missed])
+        return out, hit
+
+    def put_many(self, model_version: str, user_idx: np.ndarray, emb: np.ndarray) -> bool:
+        """Store ``emb`` ``(n, d)`` for ``user_idx`` ``(n,)`` with the TTL in one pipeline; False on failure."""
+        if self.client is None or not self.breaker.allow():
+            return False
+        emb = np.ascontiguousarray(emb, dtype="<f4")
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for u, row in zip(np.asarray(user_idx).reshape(-1), emb):
+                pipe.set(self.key(model_version, int(u)), row.tobytes(), ex=self.ttl_s)
+            pipe.execute()
+        except self._errors:
+            self.breaker.record_failure()
+            self._count(errors=1)
+            return False
+        self.breaker.record_success()
+        return True
+
+    def warm(self, model_version: str, table: np.ndarray, chunk: int = 1000) -> int:
+        """Write every row of ``table`` ``(n_users, d)`` under ``model_version``; returns rows written."""
+        written = 0
+        for start in range(0, table.shape[0], chunk):
+            rows = np.arange(start, min(start + chunk, table.shape[0]))
+            if not self.put_many(model_version, rows, table[rows]):
+                break
+            written += rows.size
+        return written
+
+    def delete_version(self, model_version: str) -> int:
+        """Delete every key of ``model_version`` (SCAN + DEL, for clean-up); returns keys deleted."""
+        if self.client is None:
+            return 0
+        pattern = f"{self.key_prefix}:{model_version}:u:*"
+        n = 0
+        batch: list[Any] = []
+        for key in self.client.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                n += int(self.client.delete(*batch))
+                batch = []
+        if batch:
+            n += int(self.client.delete(*batch))
+        return n
+
+    def hit_ratio(self) -> float:
+        """Hits / (hits + misses + skipped) since start-up (0.0 before any lookup)."""
+        s = self.stats
+        total = s.hits + s.misses + s.skipped
+        return s.hits / total if total else 0.0

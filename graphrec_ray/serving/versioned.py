@@ -1,0 +1,344 @@
+"""Model versions: everything one request needs, loaded together and switched atomically.
+
+A *version* is one run directory: its user/item id maps, user and item embeddings, the FAISS index, the ranker
+(MMoE + calibrator, via an injectable loader) and the tables derived from the logs (seen items, popularity,
+cold-start priors). Its id, :func:`version_id`, is a digest of the stage manifests, so two directories with the
+same artifacts share an id and a changed artifact gives a new one.
+
+Switching versions never mixes them within a request:
+
+* :class:`VersionSlot` holds the current version behind ONE reference; a request reads it once
+  (:meth:`VersionSlot.get`) and carries that object (or its id) through every stage; a reload builds the new
+  version completely beside the old one and then replaces the reference (a single assignment).
+* In the Ray Serve graph each deployment loads only its part of a version; :class:`PartCache` keeps up to
+  ``max_loaded`` parts keyed by version id and loads a missing one on demand, so a stage always serves the exact
+  version the ingress captured for that request.
+
+Each ``load_*_part`` reads only what its stage needs, so the graph's deployments stay small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Generic, Protocol, TypeVar
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from graphrec_ray.errors import DataError, UserError
+from graphrec_ray.ids import IdMap
+from graphrec_ray.index.faiss_index import ItemIndex
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import MANIFEST_NAME
+from graphrec_ray.ranking.context import RequestContext
+from graphrec_ray.rerank.mmr import unit_rows
+
+T = TypeVar("T")
+
+
+class Ranker(Protocol):
+    """What serving needs from a ranker (``graphrec_ray.ranking.bundle.RankerBundle`` implements it)."""
+
+    version: str
+
+    def score(self, user_idx: int, item_idx: np.ndarray, ctx: RequestContext,
+              user_emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(p_click, e_value)``, each ``(K,)`` float32, for ``item_idx`` ``(K,)``."""
+        ...
+
+
+def version_id(run_dir: str | Path) -> str:
+    """12-hex digest of the retrieval, index and ranking manifests of ``run_dir`` (missing ones are skipped).
+
+    Raises:
+        DataError: neither a retrieval nor an index manifest exists (not a servable run directory).
+    """
+    layout = RunLayout(Path(run_dir))
+    h = hashlib.sha256()
+    found = 0
+    for stage_dir in (layout.retrieval, layout.index, layout.ranking):
+        m = stage_dir / MANIFEST_NAME
+        if m.is_file():
+            h.update(stage_dir.name.encode() + b"\0" + m.read_bytes() + b"\0")
+            found += stage_dir.name in ("retrieval", "index")
+    if found < 2:
+        raise DataError(f"{run_dir} is not a servable run directory (needs retrieval/ and index/ manifests)")
+    return h.hexdigest()[:12]
+
+
+def resolve_loader(spec: str) -> Callable[[Path], Any]:
+    """Import ``"package.module:attr.attr"`` and return the callable (e.g. ``RankerBundle.load``)."""
+    if ":" not in spec:
+        raise UserError(f"ranker_loader must look like 'module:callable', got '{spec}'")
+    mod_name, attr_path = spec.split(":", 1)
+    try:
+        obj: Any = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise UserError(f"cannot import ranker loader module '{mod_name}': {exc}") from None
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            raise UserError(f"ranker loader '{spec}': '{part}' not found")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise UserError(f"ranker loader '{spec}' is not callable")
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------- parts
+
+
+@dataclass(frozen=True)
+class IdPart:
+    """Id maps (the ingress translates raw KuaiRec ids)."""
+
+    user_map: IdMap
+    item_map: IdMap
+
+
+@dataclass(frozen=True)
+class RetrievalPart:
+    """Candidate generation.
+
+    Attributes:
+        user_emb: ``(n_users, d)`` float32 in-process embedding table (the cache's fail-open source).
+        index: FAISS index over item embeddings.
+        seen_indptr: ``(n_users + 1,)`` int64 CSR row pointers of already-seen items.
+        seen_items: ``(nnz,)`` int32 item_idx, sorted within each user's row.
+        popular: ``(cold_start_pool,)`` int64 item_idx by descending training exposure count.
+    """
+
+    user_emb: np.ndarray
+    index: ItemIndex
+    seen_indptr: np.ndarray
+    seen_items: np.ndarray
+    popular: np.ndarray
+
+    def seen(self, user_idx: int) -> np.ndarray:
+        """Sorted item_idx ``(S,)`` already seen by ``user_idx``."""
+        return self.seen_items[self.seen_indptr[user_idx]: self.seen_indptr[user_idx + 1]]
+
+
+@dataclass(frozen=True)
+class RankingPart:
+    """Scoring: the ranker, plus smoothed per-item priors for cold-start users.
+
+    Attributes:
+        prior_click: ``(n_items,)`` float32 Beta-smoothed training click rate per item.
+        prior_value: ``(n_items,)`` float32 smoothed mean ``label_value`` per item.
+    """
+
+    ranker: Any
+    prior_click: np.ndarray
+    prior_value: np.ndarray
+
+
+@dataclass(frozen=True)
+class RerankPart:
+    """Diversity: ``(n_items, d)`` unit-norm item embeddings for MMR cosine similarities."""
+
+    item_unit: np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """All parts of one version, for the in-process path (plain FastAPI, tests, benchmarks)."""
+
+    version: str
+    run_dir: Path
+    ids: IdPart
+    retrieval: RetrievalPart
+    ranking: RankingPart
+    rerank: RerankPart
+
+
+def _read_columns(path: Path, columns: list[str]) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"missing {path} (run preprocess first)")
+    t = pq.read_table(str(path), columns=columns)
+    return {c: t.column(c).to_numpy() for c in columns}
+
+
+def _embedding_version(layout: RunLayout) -> str:
+    m = layout.retrieval / MANIFEST_NAME
+    if not m.is_file():
+        raise DataError(f"missing {m} (run train-retrieval first)")
+    return str(json.loads(m.read_text()).get("embedding_version", "unknown"))
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"missing {path} (run train-retrieval first)")
+    arr = np.load(path, mmap_mode=None)
+    if arr.ndim != 2:
+        raise DataError(f"{path} must be 2-D, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def load_ids(run_dir: str | Path) -> IdPart:
+    """Read ``preprocess/{user,item}_map.parquet``."""
+    layout = RunLayout(Path(run_dir))
+    for p in (layout.user_map, layout.item_map):
+        if not p.is_file():
+            raise DataError(f"missing {p} (run preprocess first)")
+    return IdPart(IdMap.load(layout.user_map), IdMap.load(layout.item_map))
+
+
+def build_seen_csr(user_idx: np.ndarray, item_idx: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR ``(indptr (n_users+1,), items (nnz,))`` of unique (user, item) pairs, items sorted per user."""
+    pairs = np.unique(np.asarray(user_idx, np.int64) * (1 << 32) + np.asarray(item_idx, np.int64))
+    users = (pairs >> 32).astype(np.int64)
+    items = (pairs & 0xFFFFFFFF).astype(np.int32)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.add.at(indptr, users + 1, 1)
+    return np.cumsum(indptr), items
+
+
+def load_retrieval_part(run_dir: str | Path, seen_splits: tuple[str, ...] = ("train", "val", "test"),
+                        cold_start_pool: int = 200) -> RetrievalPart:
+    """User embeddings, FAISS index (checked against the embedding version), seen-item CSR, popular items."""
+    layout = RunLayout(Path(run_dir))
+    user_emb = _load_npy(layout.user_embeddings)
+    index = ItemIndex.load(layout.index, expect_embedding_version=_embedding_version(layout))
+    if index.dim != user_emb.shape[1]:
+        raise DataError(f"index dim {index.dim} != user embedding dim {user_emb.shape[1]}")
+    users, items = [], []
+    for split in seen_splits:
+        cols = _read_columns(layout.split(split), ["user_idx", "item_idx"])
+        users.append(cols["user_idx"])
+        items.append(cols["item_idx"])
+    n_users = user_emb.shape[0]
+    u = np.concatenate(users) if users else np.zeros(0, np.int64)
+    if u.size and (u.min() < 0 or u.max() >= n_users):
+        raise DataError(f"user_idx out of range [0, {n_users}) in {seen_splits}")
+    indptr, seen_items = build_seen_csr(u, np.concatenate(items) if items else np.zeros(0, np.int64), n_users)
+    counts = _train_counts(layout, index.ntotal)
+    popular = np.lexsort((np.arange(counts.size), -counts))[:cold_start_pool].astype(np.int64)
+    return RetrievalPart(user_emb, index, indptr, seen_items, popular)
+
+
+def _train_counts(layout: RunLayout, n_items: int) -> np.ndarray:
+    if layout.item_propensity.is_file():
+        cols = _read_columns(layout.item_propensity, ["item_idx", "train_count"])
+        counts = np.zeros(n_items, dtype=np.int64)
+        counts[cols["item_idx"].astype(np.int64)] = cols["train_count"]
+        return counts
+    cols = _read_columns(layout.split("train"), ["item_idx"])
+    return np.bincount(cols["item_idx"].astype(np.int64), minlength=n_items)
+
+
+def load_ranking_part(run_dir: str | Path, ranker_loader: Callable[[Path], Any] | str,
+                      prior_strength: float = 20.0) -> RankingPart:
+    """The ranker (``ranker_loader(run_dir)``) and Beta-smoothed item priors from ``train.parquet``.
+
+    Prior of item i: ``(sum_i + m * global_mean) / (n_i + m)`` with ``m = prior_strength``.
+    """
+    run_dir = Path(run_dir)
+    layout = RunLayout(run_dir)
+    loader = resolve_loader(ranker_loader) if isinstance(ranker_loader, str) else ranker_loader
+    ranker = loader(run_dir)
+    n_items = len(IdMap.load(layout.item_map)) if layout.item_map.is_file() else None
+    cols = _read_columns(layout.split("train"), ["item_idx", "label_click", "label_value"])
+    item = cols["item_idx"].astype(np.int64)
+    n_items = n_items or int(item.max()) + 1
+    m = float(prior_strength)
+    n = np.bincount(item, minlength=n_items).astype(np.float64)
+    priors = []
+    for col in ("label_click", "label_value"):
+        y = cols[col].astype(np.float64)
+        mean = float(y.mean()) if y.size else 0.0
+        priors.append(((np.bincount(item, weights=y, minlength=n_items) + m * mean) / (n + m)).astype(np.float32))
+    return RankingPart(ranker, priors[0], priors[1])
+
+
+def load_rerank_part(run_dir: str | Path) -> RerankPart:
+    """Unit-norm item embeddings ``(n_items, d)``."""
+    return RerankPart(unit_rows(_load_npy(RunLayout(Path(run_dir)).item_embeddings)))
+
+
+def load_version(run_dir: str | Path, ranker_loader: Callable[[Path], Any] | str,
+                 seen_splits: tuple[str, ...] = ("train", "val", "test"), cold_start_pool: int = 200,
+                 prior_strength: float = 20.0) -> ModelVersion:
+    """Load every part of the version in ``run_dir`` (nothing is shared with any other version)."""
+    run_dir = Path(run_dir)
+    vid = version_id(run_dir)
+    return ModelVersion(vid, run_dir, load_ids(run_dir),
+                        load_retrieval_part(run_dir, seen_splits, cold_start_pool),
+                        load_ranking_part(run_dir, ranker_loader, prior_strength),
+                        load_rerank_part(run_dir))
+
+
+# ------------------------------------------------------------------------------------- switching
+
+
+class VersionSlot(Generic[T]):
+    """One reference to the current version; reads are a single attribute load, swaps a single store.
+
+    Example::
+
+        >>> slot = VersionSlot("v1")
+        >>> v = slot.get()          # a request captures the version once ...
+        >>> old = slot.swap("v2")   # ... a reload swaps the reference ...
+        >>> v, slot.get()           # ... and the request still holds v1
+        ('v1', 'v2')
+    """
+
+    def __init__(self, initial: T) -> None:
+        self._current = initial
+        self._swap_lock = threading.Lock()
+
+    def get(self) -> T:
+        return self._current
+
+    def swap(self, new: T) -> T:
+        """Make ``new`` current; returns the previous value (reloads are serialised)."""
+        with self._swap_lock:
+            old, self._current = self._current, new
+            return old
+
+
+class PartCache(Generic[T]):
+    """A stage's loaded parts by version id, loading missing ones on demand (thread-safe, LRU-bounded).
+
+    Args:
+        loader: ``run_dir -> part``.
+        max_loaded: parts kept in memory (>= 2, so old and new coexist during a reload).
+    """
+
+    def __init__(self, loader: Callable[[Path], T], max_loaded: int = 2) -> None:
+        self._loader = loader
+        self._max = max(2, int(max_loaded))
+        self._parts: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, vid: str, run_dir: str | Path) -> T:
+        """The part of version ``vid`` (from ``run_dir``), loading it if needed.
+
+        Raises:
+            DataError: ``run_dir`` no longer holds version ``vid`` (its artifacts were replaced in place).
+        """
+        part = self._parts.get(vid)
+        if part is not None:
+            return part
+        with self._lock:  # one load at a time; concurrent requests for the same version wait for it
+            part = self._parts.get(vid)
+            if part is None:
+                found = version_id(run_dir)
+                if found != vid:
+                    raise DataError(f"{run_dir} now holds version {found}, not the requested {vid}")
+                part = self._loader(Path(run_dir))
+                self._parts[vid] = part
+                while len(self._parts) > self._max:
+                    self._parts.popitem(last=False)
+            else:
+                self._parts.move_to_end(vid)
+            return part
+
+    def loaded(self) -> list[str]:
+        """Version ids currently in memory, oldest first."""
+        return list(self._parts)
