@@ -1,0 +1,407 @@
+"""The preprocessing transformation, as plain single-process pyarrow code.
+
+``raw KuaiRec CSVs -> (one-time string Parquet cache) -> validate + label per batch -> per source: canonical
+order, duplicate policy -> id maps (kept big + small rows) -> repeated-view policy -> temporal split of
+big_matrix -> item propensities from train -> Parquet files + manifest`` under ``run_dir/preprocess/``.
+
+The Ray Data job (``jobs/preprocess.py``) runs the per-batch step (:func:`process_batch`) in parallel with
+``map_batches`` and then calls the same :func:`finalize`, so both paths write byte-identical files. This module
+is also the Ray-free way for other stages' tests to get processed data (:func:`preprocess_local`).
+
+Row accounting, checked for every source (``RuntimeError`` if violated)::
+
+    rows in = rows kept + rows quarantined + rows removed by the declared duplicate policies
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from graphrec_ray.config import config_hash, to_dict
+from graphrec_ray.data.config import PreprocessConfig
+from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_rows
+from graphrec_ray.data.labels import make_labels
+from graphrec_ray.data.propensity import item_counts, item_propensity
+from graphrec_ray.data.raw_cache import RawCache, ensure_cache, read_rows
+from graphrec_ray.data.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_by_hash, assign_by_time, temporal_cuts
+from graphrec_ray.data.validate import ALL_REASONS, EXACT_DUPLICATE, MALFORMED_ROW, VALIDATED, raw_json, \
+    reason_names, validate_batch
+from graphrec_ray.errors import DataError
+from graphrec_ray.ids import IdMap
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import write_manifest
+from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE
+
+BIG_MATRIX = "big_matrix.csv"  # training logs (biased exposure)
+SMALL_MATRIX = "small_matrix.csv"  # fully observed block: the unbiased evaluation set
+SOURCES: tuple[str, ...] = (BIG_MATRIX, SMALL_MATRIX)
+
+#: What :func:`process_batch` returns: valid rows first (``reason`` null), then quarantined rows.
+WIDE = pa.schema([*VALIDATED, pa.field("label_click", pa.int8()), pa.field("label_value", pa.float32()),
+                  pa.field("reason", pa.string()), pa.field("raw", pa.string())])
+LABELLED = pa.schema([*VALIDATED, pa.field("label_click", pa.int8()), pa.field("label_value", pa.float32())])
+#: Per-source quarantine rows before the ``source`` column is added.
+QUARANTINED = pa.schema([pa.field("row_number", pa.int64()), pa.field("reason", pa.string()),
+                         pa.field("raw", pa.string())])
+
+_PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 20, "write_statistics": True}
+
+
+# ------------------------------------------------------------------------------------------ per batch (parallel)
+def batch_kwargs(cfg: PreprocessConfig) -> dict[str, Any]:
+    """The plain values :func:`process_batch` needs from the config (what Ray ships to each task)."""
+    return {"allow_no_timestamp": cfg.allow_no_timestamp, "watch_ratio_max": cfg.watch_ratio_max,
+            "watch_ratio_tolerance": cfg.watch_ratio_tolerance, "click_threshold": cfg.click_threshold,
+            "value_clip": cfg.value_clip}
+
+
+def process_batch(batch: pa.Table, *, allow_no_timestamp: bool = False, watch_ratio_max: float = 100.0,
+                  watch_ratio_tolerance: float = -1.0, click_threshold: float = 0.5,
+                  value_clip: float = 5.0) -> pa.Table:
+    """Validate and label one batch of raw string rows (the ``map_batches`` function of the Ray Data job).
+
+    Args:
+        batch: ``(n,)`` raw rows, string columns + ``row_number`` (a cache shard or part of one).
+        allow_no_timestamp, watch_ratio_max, watch_ratio_tolerance: see :func:`validate.validate_batch`.
+        click_threshold, value_clip: see :func:`labels.make_labels`.
+
+    Returns:
+        ``(n,)`` rows with schema :data:`WIDE`: the valid rows first (labelled, ``reason``/``raw`` null), then
+        the quarantined rows (``reason`` code, ``raw`` JSON of the original strings; typed values meaningless).
+    """
+    typed, reason = validate_batch(batch, allow_no_timestamp=allow_no_timestamp, watch_ratio_max=watch_ratio_max,
+                                   watch_ratio_tolerance=watch_ratio_tolerance)
+    n = typed.num_rows
+    bad = np.flatnonzero(reason != 0)
+    wr = np.asarray(typed.column("watch_ratio").to_numpy(), dtype=np.float64)
+    click, value = make_labels(np.where(reason == 0, wr, 0.0), click_threshold, value_clip)
+    wide_cols = [typed.column(f.name) for f in VALIDATED] + [pa.array(click, pa.int8()), pa.array(value, pa.float32())]
+    if bad.size == 0:
+        return pa.Table.from_arrays(wide_cols + [pa.nulls(n, pa.string()), pa.nulls(n, pa.string())], schema=WIDE)
+    good = np.flatnonzero(reason == 0)
+    order = pa.array(np.concatenate([good, bad]), pa.int64())
+    names = [None] * good.size + reason_names(reason[bad])
+    raws = [None] * good.size + raw_json(batch, bad)
+    table = pa.Table.from_arrays(wide_cols, schema=LABELLED).take(order)
+    return pa.Table.from_arrays([*table.columns, pa.array(names, pa.string()), pa.array(raws, pa.string())],
+                                schema=WIDE)
+
+
+def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """Split a :data:`WIDE` table (or any slice / concatenation of them) into ``(LABELLED, QUARANTINED)``.
+
+    Zero-copy when the valid rows form a prefix (what :func:`process_batch` returns, also after Ray Data
+    slices its output into blocks); a filter otherwise.
+    """
+    reason = table.column("reason")
+    n_valid = reason.null_count
+    if reason.slice(0, n_valid).null_count == n_valid:
+        valid, quar = table.slice(0, n_valid), table.slice(n_valid)
+    else:
+        import pyarrow.compute as pc
+
+        valid, quar = table.filter(pc.is_null(reason)), table.filter(pc.is_valid(reason))
+    return valid.select(LABELLED.names), quar.select(QUARANTINED.names)
+
+
+# ------------------------------------------------------------------------------------------ inputs
+def cache_root(cfg: PreprocessConfig) -> Path:
+    """Folder of the one-time CSV -> Parquet cache (``cfg.cache_dir`` or ``<data_dir>/_parquet_cache``)."""
+    return Path(cfg.cache_dir) if cfg.cache_dir else Path(cfg.data_dir) / "_parquet_cache"
+
+
+def prepare_inputs(cfg: PreprocessConfig, progress: bool = False) -> dict[str, RawCache]:
+    """Check ``cfg.data_dir`` holds both interaction CSVs and return their (possibly new) Parquet caches.
+
+    Raises:
+        DataError: the folder or a CSV is missing (one line, pointing to ``graphrec simulate``).
+    """
+    data_dir = Path(cfg.data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data folder not found: {data_dir} (create one with `graphrec simulate --out {data_dir}` "
+                        f"or `graphrec download`)")
+    missing = [s for s in SOURCES if not (data_dir / s).is_file()]
+    if missing:
+        raise DataError(f"{data_dir}: missing {', '.join(missing)} (run `graphrec simulate --out {data_dir}` "
+                        f"or `graphrec download`)")
+    return {s: ensure_cache(data_dir / s, cache_root(cfg), cfg.cache_shard_rows, progress) for s in SOURCES}
+
+
+# ------------------------------------------------------------------------------------------ global steps
+@dataclass
+class SourceRows:
+    """What the per-batch step produced for one source file."""
+
+    valid: pa.Table  # LABELLED rows, any order
+    quarantined: pa.Table  # QUARANTINED rows, any order
+    cache: RawCache
+
+
+@dataclass
+class _Kept:
+    table: pa.Table  # LABELLED rows in canonical order after the duplicate policies
+    quarantined: list[pa.Table] = field(default_factory=list)
+    removed: dict[str, int] = field(default_factory=dict)
+    quirks: dict[str, Any] = field(default_factory=dict)
+
+
+def _malformed_rows(cache: RawCache) -> pa.Table:
+    m = cache.read_malformed()
+    raws = [json.dumps({"line": t}, ensure_ascii=True) for t in m.column("text").to_pylist()]
+    return pa.table({"row_number": m.column("row_number"), "reason": pa.array([MALFORMED_ROW] * m.num_rows,
+                     pa.string()), "raw": pa.array(raws, pa.string())}, schema=QUARANTINED)
+
+
+def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
+    table = sort_rows(rows.valid)
+    dup = exact_duplicate_mask(table)
+    n_dup = int(dup.sum())
+    kept = _Kept(table, [rows.quarantined, _malformed_rows(rows.cache)])
+    kept.quirks["exact_duplicate_rows"] = n_dup
+    if n_dup and policy in ("drop", "quarantine"):
+        kept.table = table.filter(pa.array(~dup))
+        if policy == "drop":
+            kept.removed["exact_duplicates"] = n_dup
+        else:
+            rn = table.column("row_number").to_numpy()[dup]
+            raw = read_rows(rows.cache, rn)
+            kept.quarantined.append(pa.table(
+                {"row_number": pa.array(rn, pa.int64()), "reason": pa.array([EXACT_DUPLICATE] * n_dup, pa.string()),
+                 "raw": pa.array(raw_json(raw, np.arange(n_dup)), pa.string())}, schema=QUARANTINED))
+    return kept
+
+
+def _apply_repeated_views(kept: _Kept, users: IdMap, items: IdMap, policy: str) -> None:
+    t = kept.table
+    uidx = users.to_idx(t.column("user_id").to_numpy()).astype(np.int64)
+    iidx = items.to_idx(t.column("video_id").to_numpy()).astype(np.int64)
+    keep, n_pairs, n_extra = repeated_views(uidx * max(len(items), 1) + iidx,
+                                            t.column("watch_ratio").to_numpy(), policy)
+    kept.quirks["repeated_view_pairs"] = n_pairs
+    kept.quirks["repeated_view_extra_rows"] = n_extra
+    if not keep.all():
+        kept.table = t.filter(pa.array(keep))
+        kept.removed["repeated_views"] = int((~keep).sum())
+
+
+def _interactions(t: pa.Table, users: IdMap, items: IdMap) -> pa.Table:
+    """LABELLED rows -> schema ``INTERACTIONS`` (ids mapped, ``row_number`` dropped), one chunk per column."""
+    cols = {
+        "user_id": t.column("user_id"),
+        "video_id": t.column("video_id"),
+        "user_idx": pa.array(users.to_idx(t.column("user_id").to_numpy()), pa.int32()),
+        "item_idx": pa.array(items.to_idx(t.column("video_id").to_numpy()), pa.int32()),
+    }
+    for name in ("timestamp", "date", "play_duration", "video_duration", "watch_ratio", "label_click",
+                 "label_value"):
+        cols[name] = t.column(name)
+    return pa.table([cols[f.name] for f in INTERACTIONS], schema=INTERACTIONS).combine_chunks()
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    pq.write_table(table.combine_chunks(), path, **_PARQUET_OPTS)
+
+
+def _source_quirks(kept: _Kept, quarantined: pa.Table, value_clip: float) -> dict[str, Any]:
+    t = kept.table
+    wr = t.column("watch_ratio").to_numpy()
+    reasons = Counter(quarantined.column("reason").to_pylist())
+    q = dict(kept.quirks)
+    q["missing_timestamp_rows"] = int(reasons.get("missing_timestamp", 0) + t.column("timestamp").null_count)
+    q["kept_without_timestamp"] = int(t.column("timestamp").null_count)
+    q["watch_ratio_above_clip"] = int((wr > value_clip).sum())
+    q["watch_ratio_max_kept"] = float(wr.max()) if wr.size else 0.0
+    q["zero_play_duration"] = int((t.column("play_duration").to_numpy() == 0).sum())
+    return q
+
+
+def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str | Path,
+             progress: bool = False) -> dict[str, Any]:
+    """Everything after the per-batch step; writes ``out_dir`` (``run_dir/preprocess``) and returns the summary.
+
+    Args:
+        parts: per source file name (``big_matrix.csv``, ``small_matrix.csv``) the validated rows, the rows
+            quarantined by validation and the source's cache (row counts, malformed rows, raw rows).
+        cfg: the stage config.
+        out_dir: output folder (created).
+        progress: show a tqdm bar over the steps.
+
+    Returns:
+        The manifest's content (row counts per split and per quarantine reason, quirk counts, cuts, checksums).
+
+    Raises:
+        DataError: a source has no valid row left (e.g. a missing column), or big_matrix has no timestamp.
+        RuntimeError: the row accounting does not add up (a bug).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=6, desc="preprocess: finalize", unit=" step")
+
+    def step() -> None:
+        if bar is not None:
+            bar.update(1)
+
+    kept: dict[str, _Kept] = {}
+    quarantine: dict[str, pa.Table] = {}
+    for source in SOURCES:
+        rows = parts[source]
+        k = _apply_exact_duplicates(rows, cfg.exact_duplicates)
+        quarantine[source] = pa.concat_tables(k.quarantined).combine_chunks()
+        if k.table.num_rows == 0:
+            top = Counter(quarantine[source].column("reason").to_pylist()).most_common(1)
+            why = f" (most common reason: {top[0][0]}, {top[0][1]} rows)" if top else ""
+            raise DataError(f"{source}: no valid rows out of {rows.cache.n_rows}{why}")
+        kept[source] = k
+    step()
+
+    all_kept = [kept[s].table for s in SOURCES]
+    users = IdMap.from_raw(np.concatenate([t.column("user_id").to_numpy() for t in all_kept]))
+    items = IdMap.from_raw(np.concatenate([t.column("video_id").to_numpy() for t in all_kept]))
+    del all_kept
+    for source in SOURCES:
+        _apply_repeated_views(kept[source], users, items, cfg.repeated_views)
+    step()
+
+    # temporal split of big_matrix (rows are in canonical order: timestamp ascending, nulls last)
+    big = kept[BIG_MATRIX].table
+    ts_col = big.column("timestamp")
+    n_ts = big.num_rows - ts_col.null_count
+    if n_ts == 0:
+        raise DataError(f"{BIG_MATRIX}: no row has a timestamp; the temporal split needs them")
+    ts = ts_col.slice(0, n_ts).to_numpy()
+    val_cut, test_cut = temporal_cuts(ts, cfg.train_frac, cfg.val_frac, cfg.split_by)
+    code = assign_by_time(ts, val_cut, test_cut)
+    no_ts = big.slice(n_ts)
+    no_ts_code = assign_by_hash(no_ts.column("user_id").to_numpy(), no_ts.column("video_id").to_numpy(),
+                                cfg.seed, cfg.train_frac, cfg.val_frac)
+    splits: dict[str, pa.Table] = {}
+    for c, name in zip((TRAIN, VAL, TEST), SPLIT_NAMES):
+        lo, hi = np.searchsorted(code, [c, c + 1])  # codes are non-decreasing along sorted timestamps
+        part = [big.slice(int(lo), int(hi - lo))]
+        if no_ts.num_rows:
+            part.append(no_ts.filter(pa.array(no_ts_code == c)))
+        splits[name] = _interactions(pa.concat_tables(part), users, items)
+    splits["eval_small"] = _interactions(kept[SMALL_MATRIX].table, users, items)
+    step()
+
+    counts = item_counts(splits["train"].column("item_idx").to_numpy(), len(items))
+    prop = item_propensity(counts, cfg.propensity_smoothing, cfg.propensity_power, cfg.propensity_clip)
+    prop_table = pa.table({"item_idx": pa.array(np.arange(len(items), dtype=np.int32), pa.int32()),
+                           "video_id": pa.array(items.raw_ids, pa.int64()),
+                           "train_count": pa.array(counts, pa.int64()),
+                           "propensity": pa.array(prop, pa.float64())}, schema=ITEM_PROPENSITY)
+    step()
+
+    # quarantine, canonical order (source, row_number)
+    q_parts = []
+    for source in SOURCES:
+        q = quarantine[source]
+        q = q.take(pa.array(np.argsort(q.column("row_number").to_numpy(), kind="stable"), pa.int64()))
+        q_parts.append(pa.table({"source": pa.array([source] * q.num_rows, pa.string()),
+                                 "row_number": q.column("row_number"), "reason": q.column("reason"),
+                                 "raw": q.column("raw")}, schema=QUARANTINE))
+    quarantine_table = pa.concat_tables(q_parts)
+
+    # accounting and counts
+    sources_doc: dict[str, Any] = {}
+    for source in SOURCES:
+        k, q = kept[source], quarantine[source]
+        n_in = parts[source].cache.n_rows
+        n_kept = k.table.num_rows
+        n_removed = sum(k.removed.values())
+        if n_in != n_kept + q.num_rows + n_removed:
+            raise RuntimeError(f"{source}: row accounting broken: in={n_in} kept={n_kept} "
+                               f"quarantined={q.num_rows} removed={n_removed}")
+        reasons = Counter(q.column("reason").to_pylist())
+        sources_doc[source] = {
+            "rows_in": n_in, "rows_kept": n_kept, "rows_quarantined": q.num_rows,
+            "rows_removed_by_policy": dict(sorted(k.removed.items())),
+            "quarantine_reasons": {r: int(reasons[r]) for r in ALL_REASONS if reasons.get(r)},
+            "quirks": _source_quirks(k, q, cfg.value_clip),
+        }
+    del kept
+    step()
+
+    names = {name: out / f"{name}.parquet" for name in (*SPLIT_NAMES, "eval_small")}
+    layout = RunLayout(out.parent)  # file names of the other outputs
+    for name, path in names.items():
+        _write(splits[name], path)
+    _write(quarantine_table, out / layout.quarantine.name)
+    _write(prop_table, out / layout.item_propensity.name)
+    users.save(out / layout.user_map.name)
+    items.save(out / layout.item_map.name)
+    files = [p.name for p in names.values()] + [layout.quarantine.name, layout.item_propensity.name,
+                                                 layout.user_map.name, layout.item_map.name]
+    train_ts = splits["train"].column("timestamp").drop_null().to_numpy()
+    extra = {
+        "data_dir": str(cfg.data_dir),
+        "n_users": len(users), "n_items": len(items),
+        "rows": {**{name: splits[name].num_rows for name in names}, "quarantine": quarantine_table.num_rows},
+        "quarantine_reasons": {r: int(c) for r, c in sorted(
+            Counter(quarantine_table.column("reason").to_pylist()).items())},
+        "sources": sources_doc,
+        "split": {"by": cfg.split_by, "train_frac": cfg.train_frac, "val_frac": cfg.val_frac,
+                  "val_cut": val_cut, "test_cut": test_cut,
+                  "train_max_timestamp": float(train_ts.max()) if train_ts.size else None,
+                  "rows_without_timestamp": int(no_ts.num_rows)},
+        "propensity": {"min": float(prop.min()), "max": float(prop.max()),
+                       "items_unseen_in_train": int((counts == 0).sum())},
+        "policies": {"exact_duplicates": cfg.exact_duplicates, "repeated_views": cfg.repeated_views},
+        "config": to_dict(cfg),
+    }
+    write_manifest(out, "preprocess", config_hash(cfg), files, extra)
+    step()
+    if bar is not None:
+        bar.close()
+    return {**extra, "config_hash": config_hash(cfg), "files": sorted(files)}
+
+
+# ------------------------------------------------------------------------------------------ the plain pass
+def collect(batches: Iterable[pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """Split and concatenate :data:`WIDE` outputs into ``(LABELLED, QUARANTINED)`` tables."""
+    valid, quar = [], []
+    for b in batches:
+        v, q = split_wide(b)
+        valid.append(v)
+        quar.append(q)
+    v = pa.concat_tables(valid) if valid else LABELLED.empty_table()
+    q = pa.concat_tables(quar) if quar else QUARANTINED.empty_table()
+    return v, q
+
+
+def preprocess_local(cfg: PreprocessConfig, out_dir: str | Path, progress: bool = False) -> dict[str, Any]:
+    """Run the whole stage in this process (no Ray): the reference path and the benchmark's baseline.
+
+    Args:
+        cfg: stage config (``cfg.data_dir`` holds ``big_matrix.csv`` and ``small_matrix.csv``).
+        out_dir: output folder, normally ``RunLayout(run_dir).preprocess``.
+        progress: tqdm bars for the cache conversion, the shards and the final steps.
+
+    Returns:
+        The summary written to ``out_dir/manifest.json`` plus ``config_hash`` and ``files``.
+    """
+    caches = prepare_inputs(cfg, progress)
+    kwargs = batch_kwargs(cfg)
+    parts: dict[str, SourceRows] = {}
+    for source in SOURCES:
+        cache = caches[source]
+        shards: Iterable[Path] = cache.shards
+        if progress:
+            from tqdm import tqdm
+
+            shards = tqdm(cache.shards, desc=f"validate {source}", unit=" shard")
+        valid, quar = collect(process_batch(pq.read_table(s), **kwargs) for s in shards)
+        parts[source] = SourceRows(valid, quar, cache)
+    return finalize(parts, cfg, out_dir, progress)
