@@ -237,7 +237,7 @@ def _check_header(path: Path, expected: tuple[str, ...]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- list literals
-_INT_LIST = re.compile(r"^\[\s*(-?\d+(\s*,\s*-?\d+)*)?\s*,?\s*\]$")
+_INT_LIST = re.compile(r"^\[\s*(?:-?\d+(?:\s*,\s*-?\d+)*\s*,?)?\s*\]$")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
