@@ -1,0 +1,54 @@
+"""Small building blocks shared by the MMoE and the single-task baselines."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class InputNorm(nn.Module):
+    """Standardise features with fixed (not learned) per-column mean and std buffers.
+
+    The buffers are set once from training features (:meth:`fit`) and saved with the model, so the
+    feature builder needs no fitted statistics. Defaults (mean 0, std 1) are the identity.
+
+    Args:
+        dim: feature dimension ``D``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("inv_std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor, eps: float = 1e-6) -> None:
+        """Set mean/std from a sample ``(N, D)``; constant columns get std 1."""
+        std = x.std(dim=0, unbiased=False)
+        self.mean.copy_(x.mean(dim=0))
+        self.inv_std.copy_(torch.where(std > eps, 1.0 / std.clamp_min(eps), torch.ones_like(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, D) -> (B, D)``."""
+        return (x - self.mean) * self.inv_std
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None, dropout: float = 0.0) -> nn.Sequential:
+    """``Linear+ReLU(+Dropout)`` per ``hidden`` width, then an optional plain ``Linear`` to ``out_dim``."""
+    layers: list[nn.Module] = []
+    d = in_dim
+    for h in hidden:
+        layers += [nn.Linear(d, h), nn.ReLU()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        d = h
+    if out_dim is not None:
+        layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def n_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,238 @@
+"""``graphrec train-ranker``: train the MMoE ranker (and single-task baselines) on Ray Train, calibrate, report.
+
+Steps (driver):
+
+1. Read the run's splits, retrieval embeddings, id maps and raw side tables; build the shared
+   feature tables once and write them (plus training and validation samples) to
+   ``ranking/prepared/`` for the workers to memory-map.
+2. ``TorchTrainer`` (``jobs.ray_train.fit``): ``trainer.num_workers`` DDP workers train the MMoE and
+   the click/value MLPs on the same batches; each epoch they score the same validation sample, keep
+   each model's best weights (lowest validation loss), stop a model after ``early_stopping_patience``
+   epochs without improvement, and checkpoint (resume = same ``storage_path`` and ``name``).
+3. Fit the calibrator (Platt by default) on the full validation split's logits; score test and
+   eval_small (``small_matrix``); write ``metrics.csv``/``metrics.md`` (AUC, MSE/RMSE, ECE/Brier
+   raw vs calibrated, MMoE vs single-task; on simulator data also vs the TRUE click probability),
+   ``reliability.png``, ``model.pt``, ``calibrator.json``, ``feature_spec.json``, the baselines and a
+   manifest; log everything to MLflow.
+
+Run: ``graphrec train-ranker --run-dir runs/demo`` or
+``ray job submit --working-dir . -- python -m jobs.train_ranker --config configs/ranking.yaml --run-dir /abs/runs/demo``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from graphrec_ray.calibration.base import fit_calibrator
+from graphrec_ray.calibration.platt import sigmoid
+from graphrec_ray.calibration.reliability import plot_reliability
+from graphrec_ray.config import config_hash, from_mapping, to_dict
+from graphrec_ray.errors import DataError
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import write_manifest
+from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, save_model
+from graphrec_ray.ranking.config import RankingConfig
+from graphrec_ray.ranking.data import Events, load_events, load_feature_builder, resolve_data_dir
+from graphrec_ray.ranking.evaluate import PREDICTION_KEYS, metrics_row, to_markdown, true_click_prob, write_csv
+from graphrec_ray.ranking.features import FeatureBuilder
+from graphrec_ray.ranking.train import (build_models, fit_input_norms, model_hparams, predict, train_epoch,
+                                        validation_scores)
+from graphrec_ray.training import EarlyStopping
+from jobs.common import init_ray, load_stage_config, make_parser, mlflow_run
+
+DEFAULT_CONFIG = "configs/ranking.yaml"
+PREPARED = "prepared"
+
+
+def train_loop(config: dict[str, Any]) -> None:
+    """Per-worker Ray Train loop (see module docstring, step 2)."""
+    from jobs.ray_train import load_checkpoint, report, world_rank, world_size
+
+    cfg = from_mapping(RankingConfig, config["cfg"])
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    prepared = Path(config["prepared_dir"])
+    builder = FeatureBuilder.load(prepared)
+    train, val = Events.load(prepared / "train.npz"), Events.load(prepared / "val_sample.npz")
+    rank, ws = world_rank(), world_size()
+    models = build_models(cfg, builder.dim)
+    fit_input_norms(models, builder, train, cfg.norm_sample_rows, cfg.seed)
+    optimizers = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                  for n, m in models.items()}
+    tc = cfg.trainer
+    stoppers = {n: EarlyStopping(tc.early_stopping_patience, tc.min_delta) for n in models}
+    best = {n: copy.deepcopy(m.state_dict()) for n, m in models.items()}
+    history: list[dict[str, float]] = []
+    start = 0
+    state = load_checkpoint()
+    if state is not None:  # resume
+        for n, m in models.items():
+            m.load_state_dict(state["models"][n])
+            optimizers[n].load_state_dict(state["optimizers"][n])
+            stoppers[n].load_state_dict(state["stoppers"][n])
+        best, history, start = state["best"], state["history"], int(state["epoch"]) + 1
+    wrapped = dict(models)
+    if ws > 1:
+        from ray.train.torch import prepare_model
+
+        wrapped = {n: prepare_model(m, move_to_device=False) for n, m in models.items()}
+    active = {n for n in models if not stoppers[n].should_stop}
+    for epoch in range(start, cfg.epochs):
+        if not active:
+            break
+        tr = train_epoch(wrapped, optimizers, builder, train, cfg, epoch, active, rank, ws, progress=rank == 0)
+        vs = validation_scores(predict(models, builder, val), val, cfg)
+        for n in sorted(active):
+            if stoppers[n].update(-vs[f"val_loss/{n}"]):
+                best[n] = copy.deepcopy(models[n].state_dict())
+        active = {n for n in active if not stoppers[n].should_stop}
+        metrics = {"epoch": float(epoch), **tr, **vs,
+                   "train_samples_per_s": tr["samples"] * ws / max(tr["seconds"], 1e-9),
+                   "active_models": float(len(active))}
+        history.append(metrics)
+        last = epoch == cfg.epochs - 1 or not active
+        save = last or (epoch + 1) % tc.checkpoint_every == 0
+        state = {"epoch": epoch, "models": {n: m.state_dict() for n, m in models.items()},
+                 "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                 "stoppers": {n: s.state_dict() for n, s in stoppers.items()}, "best": best,
+                 "history": history, "hparams": model_hparams(cfg, models)} if save else None
+        report(metrics, state)
+
+
+def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureBuilder, dict[str, Events], Path]:
+    """Step 1: feature tables and samples, written to ``ranking/prepared/`` for the workers."""
+    events = load_events(run_dir, cfg.session_gap_s, cfg.max_train_rows)
+    if len(events["train"]) == 0 or len(events["val"]) == 0:
+        raise DataError(f"{run_dir}: empty train or val split; nothing to train the ranker on")
+    builder = load_feature_builder(run_dir, None, data_dir, cfg.session_gap_s)
+    prepared = RunLayout(run_dir).ranking / PREPARED
+    builder.save(prepared)
+    events["train"].save(prepared / "train.npz")
+    val = events["val"]
+    if len(val) > cfg.val_max_rows:
+        val = val.take(np.sort(np.random.default_rng(cfg.seed).choice(len(val), cfg.val_max_rows, replace=False)))
+    val.save(prepared / "val_sample.npz")
+    return builder, events, prepared
+
+
+def _p_true(data_dir: Path, run_dir: Path, events: Events) -> np.ndarray | None:
+    """True click probabilities of ``events`` when ``data_dir`` is simulator data (has ground truth)."""
+    from graphrec_ray.data.ground_truth import GT_DIR, GroundTruth
+
+    if not (data_dir / GT_DIR).is_dir():
+        return None
+    gt = GroundTruth.load(data_dir)
+    manifest = RunLayout(run_dir).preprocess / "manifest.json"
+    threshold = float(json.loads(manifest.read_text()).get("config", {}).get("click_threshold", 0.5))
+    return true_click_prob(lambda u, v: gt.p_watch_at_least(u, v, threshold), events.user_id, events.video_id)
+
+
+def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, progress: bool = True,
+        track: bool = True, storage_path: Path | None = None, name: str = "ranker") -> dict[str, Any]:
+    """Train, calibrate and evaluate the ranker for ``run_dir``; returns a summary (metrics rows, paths, timings).
+
+    Args:
+        storage_path: Ray Train storage (checkpoints); default ``run_dir/ranking/ray_train``.
+        name: Ray Train run name; the same (storage_path, name) resumes an interrupted run.
+    """
+    from jobs.ray_train import fit, result_state
+
+    run_dir = Path(run_dir).resolve()
+    layout = RunLayout(run_dir)
+    out = layout.ranking
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = resolve_data_dir(run_dir, cfg.data_dir).resolve()
+    t0 = time.perf_counter()
+    builder, events, prepared = prepare(cfg, run_dir, data_dir)
+    t_prep = time.perf_counter() - t0
+    if cfg.trainer.num_workers > 0:
+        init_ray(ray_address)
+    result = fit(train_loop, {"cfg": to_dict(cfg), "prepared_dir": str(prepared)}, cfg.trainer,
+                 storage_path or out / "ray_train", name)
+    state = result_state(result)
+    if state is None:
+        raise RuntimeError("Ray Train finished without a checkpoint")
+    t_train = time.perf_counter() - t0 - t_prep
+    models = build_models(cfg, builder.dim)
+    for n, m in models.items():
+        m.load_state_dict(state["best"][n])
+    preds = {s: predict(models, builder, events[s]) for s in ("val", "test", "eval_small")}
+    val = events["val"]
+    calibrators = {"mmoe": fit_calibrator(cfg.calibration, preds["val"]["mmoe_logit"], val.label_click)}
+    if "click_logit" in preds["val"]:
+        calibrators["single_task"] = fit_calibrator(cfg.calibration, preds["val"]["click_logit"], val.label_click)
+    rows, curves = [], {}
+    for split in ("test", "eval_small"):
+        ev, pr = events[split], preds[split]
+        p_true = _p_true(data_dir, run_dir, ev)
+        for model, cal in calibrators.items():
+            kl, kv = PREDICTION_KEYS[model]
+            rows.append(metrics_row(model, split, pr[kl], pr[kv], ev.label_click, ev.label_value, cal.predict,
+                                    cfg.ece_bins, p_true))
+            if split == "test":
+                curves[f"{model} raw"] = (sigmoid(pr[kl]), ev.label_click)
+                curves[f"{model} calibrated"] = (np.clip(cal.predict(pr[kl]), 0, 1), ev.label_click)
+    write_csv(rows, out / "metrics.csv")
+    (out / "metrics.md").write_text(to_markdown(rows))
+    plot_reliability(curves, out / "reliability.png", cfg.ece_bins, "equal_mass", title="Ranker, test split")
+    hparams = state["hparams"]
+    save_model(models["mmoe"], hparams["mmoe"], layout.ranker_model)
+    calibrators["mmoe"].save(layout.calibrator)
+    files = ["model.pt", "calibrator.json", FEATURE_SPEC_FILE, "metrics.csv", "metrics.md", "reliability.png",
+             "history.json"]
+    if "click" in models:
+        torch.save({"hparams": {n: hparams[n] for n in ("click", "value")},
+                    "state_dict": {n: models[n].state_dict() for n in ("click", "value")}}, out / "baselines.pt")
+        calibrators["single_task"].save(out / "calibrator_single_task.json")
+        files += ["baselines.pt", "calibrator_single_task.json"]
+    builder.spec.save(out / FEATURE_SPEC_FILE)
+    history = state["history"]
+    (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
+    write_manifest(out, "ranking", config_hash(cfg), files,
+                   extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "calibration": cfg.calibration,
+                          "epochs_run": len(history), "rows": {s: len(e) for s, e in events.items()}})
+    summary = {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
+               "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},
+               "calibrators": {k: c.to_dict() for k, c in calibrators.items() if c.method == "platt"}}
+    if track:
+        _log_mlflow(cfg, summary, out, files)
+    return summary
+
+
+def _log_mlflow(cfg: RankingConfig, summary: dict[str, Any], out: Path, files: list[str]) -> None:
+    import mlflow
+
+    with mlflow_run("ranking", "train-ranker", cfg, tags={"workers": str(cfg.trainer.num_workers)}):
+        for step, h in enumerate(summary["history"]):
+            mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in h.items()}, step=step)
+        for r in summary["metrics"]:
+            mlflow.log_metrics({f"{r['model']}.{r['split']}.{k}": float(v) for k, v in r.items()
+                                if isinstance(v, (int, float)) and k != "n" and np.isfinite(v)})
+        mlflow.log_metrics({f"seconds_{k}": v for k, v in summary["seconds"].items()})
+        for f in files:
+            if f.endswith((".csv", ".md", ".png", ".json")):
+                mlflow.log_artifact(str(out / f))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = make_parser("graphrec train-ranker", "Train the MMoE ranker on Ray Train, calibrate it and report metrics.",
+                    DEFAULT_CONFIG)
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--name", default="ranker", help="Ray Train run name; rerun with the same name to resume")
+    args = p.parse_args(argv)
+    cfg = load_stage_config(RankingConfig, args)
+    summary = run(cfg, Path(args.run_dir), ray_address=args.ray_address, track=not args.no_mlflow, name=args.name)
+    print((Path(summary["out_dir"]) / "metrics.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
