@@ -1,0 +1,60 @@
+"""``RetrievalConfig``: everything the retrieval stage reads from ``configs/retrieval.yaml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from graphrec_ray.training import TrainerConfig
+
+#: model names understood by :func:`graphrec_ray.retrieval.build.build_recommender`
+MODEL_NAMES = ("lightgcn_ips", "lightgcn", "mf_ips", "mf", "popularity")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Retrieval stage: model, loss, negatives, training schedule and evaluation."""
+
+    model: str = "lightgcn_ips"  # model whose embeddings are written for the index and ranking stages
+    baselines: tuple[str, ...] = ("popularity", "mf", "lightgcn")  # trained and evaluated the same way, for comparison
+    dim: int = 64  # embedding size (64 is enough on CPU; KuaiRec has ~10k items)
+    num_layers: int = 3  # LightGCN propagation depth (the paper's best on most datasets)
+    init_std: float = 0.1  # std of the normal init of ego embeddings (LightGCN reference code)
+    lr: float = 0.005  # Adam learning rate
+    reg: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN paper: 1e-4)
+    batch_size: int = 4096  # BPR triples per step and worker
+    epochs: int = 40  # maximum epochs (early stopping usually ends sooner)
+    positive_threshold: float = 0.5  # a training row is a positive edge when watch_ratio >= this (the click label)
+    edge_weight: bool = False  # weight graph edges by the clipped watch ratio instead of 1
+    edge_weight_clip: float = 2.0  # clip of the watch ratio used as edge weight
+    propensity: Literal["preprocess", "counts"] = "counts"  # preprocess's item_propensity.parquet, or exposure counts
+    propensity_power: float = 0.5  # p_i = (n_i / max n)^power for propensity=counts (Yang et al. 2018 use 0.5)
+    clip_max: float = 20.0  # IPS weights 1/p are clipped at this (variance control)
+    normalize_ips: bool = True  # rescale clipped weights to mean 1 over training positives (keeps loss vs L2 balance)
+    hard_ratio: float = 0.0  # share of negatives mined from the model's current top-K (0 = uniform only)
+    hard_k: int = 100  # top-K depth the hard negatives are drawn from
+    hard_start_epoch: int = 3  # epochs of uniform negatives before the first mining (an untrained top-K is noise)
+    hard_refresh_every: int = 1  # epochs between re-minings
+    layout: Literal["auto", "csr", "dense"] = "auto"  # adjacency layout: auto = dense on a GPU for dense graphs, else CSR
+    val_metric: str = "ndcg@10"  # early stopping monitors this on the validation split (temporal protocol)
+    unbiased_relevance: tuple[str, ...] = (">=0.5", ">2.0")  # small_matrix relevance rules (ours, the authors')
+    true_pref_threshold: float = 0.5  # simulator protocol: relevant when true P(click) >= this
+    eval_batch_size: int = 512  # users scored per block in evaluation
+    seed: int = 0  # seeds init, shuffling and negative sampling
+    torch_threads: int = 0  # intra-op threads per worker; 0 = torch's default
+    experiment: str = "retrieval"  # MLflow experiment name
+    tracking_uri: str | None = None  # MLflow tracking URI; None = MLFLOW_TRACKING_URI or ./mlruns
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)  # Ray Train workers, checkpoints, early stopping
+
+    def __post_init__(self) -> None:
+        for name in (self.model, *self.baselines):
+            if name not in MODEL_NAMES:
+                raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+        if self.model == "popularity":
+            raise ValueError("model must be an embedding model (popularity is a baseline only)")
+        if not 0.0 <= self.hard_ratio <= 1.0:
+            raise ValueError("hard_ratio must be in [0, 1]")
+        if self.dim < 1 or self.num_layers < 0 or self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("dim, batch_size, epochs must be >= 1 and num_layers >= 0")
+        if self.clip_max <= 0:
+            raise ValueError("clip_max must be > 0")
