@@ -85,7 +85,7 @@ class Sizes:
 PRESETS: dict[str, Sizes] = {
     "tiny": Sizes(n_users=60, n_items=80, small_users=15, small_items=20, density=0.25),
     "demo": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
-    "full": Sizes(n_users=7176, n_items=10728, small_users=1411, small_items=3327, density=0.178),
+    "full": Sizes(n_users=7176, n_items=10728, small_users=1411, small_items=3327, density=0.222),
 }
 
 
