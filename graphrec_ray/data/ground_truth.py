@@ -14,8 +14,10 @@ so for every (user, item) the truth is closed-form (Phi = standard normal CDF)::
 
 The 64-node Gauss-Hermite rule integrates the smooth softplus to ~1e-12, far below any sampling
 error. Exposure in ``big_matrix`` is an independent Bernoulli per (user, item) with probability
-``pi[u, i] = min(1, density * activity[u] * weight[i])`` (0 on the ``small_matrix`` block), so
-the item propensity (mean of ``pi`` over all users) is exact too.
+``pi[u, i] = min(1, density * activity[u] * weight[i] * exp(k * a[u, i] / s - k^2 / 2))`` where
+``a = scale * <P_user, Q_item> / sqrt(d)`` is the affinity term (std ``s``) and ``k`` is
+``exposure_affinity`` (0 by default: exposure then depends on the item only); ``pi`` is 0 on the
+``small_matrix`` block, and the item propensity (mean of ``pi`` over all users) is exact too.
 
 Files: ``model.npz`` (ids, factors, biases, exposure terms) and ``params.json`` (scalars).
 All public methods take RAW ``user_id`` / ``video_id`` arrays, as written in the CSVs.
@@ -39,8 +41,8 @@ from scipy.special import ndtr
 
 from graphrec_ray.errors import DataError
 
-__all__ = ["GroundTruth", "GT_DIR", "log_watch_mean", "p_watch_at_least", "expected_watch_ratio",
-           "expected_log1p_watch_ratio"]
+__all__ = ["GroundTruth", "GT_DIR", "log_watch_mean", "affinity", "exposure_probability", "p_watch_at_least",
+           "expected_watch_ratio", "expected_log1p_watch_ratio"]
 
 GT_DIR = "ground_truth"
 MODEL_FILE = "model.npz"
@@ -53,6 +55,26 @@ def log_watch_mean(user_f: np.ndarray, item_f: np.ndarray, user_b: np.ndarray, i
     """``mu`` block: ``(U, d) x (I, d) -> (U, I)`` mean of log watch ratio (see module docstring)."""
     d = user_f.shape[1]
     return mu0 + user_b[:, None] + item_b[None, :] + (scale / np.sqrt(d)) * (user_f @ item_f.T)
+
+
+def affinity(user_f: np.ndarray, item_f: np.ndarray, scale: float) -> np.ndarray:
+    """``(U, d) x (I, d) -> (U, I)`` affinity term ``scale * <p_u, q_i> / sqrt(d)`` of ``mu``."""
+    return (scale / np.sqrt(user_f.shape[1])) * (user_f @ item_f.T)
+
+
+def exposure_probability(activity: np.ndarray, weight: np.ndarray, density: float,
+                         aff: np.ndarray | None = None, exposure_affinity: float = 0.0,
+                         affinity_std: float = 1.0) -> np.ndarray:
+    """``(U, I)`` Bernoulli exposure probability in ``big_matrix`` (small block not masked here).
+
+    ``min(1, density * activity[u] * weight[i] * exp(k * aff / affinity_std - k^2 / 2))``, ``k = exposure_affinity``.
+    """
+    pi = density * activity[:, None] * weight[None, :]
+    if exposure_affinity != 0.0:
+        if aff is None:
+            raise ValueError("exposure_affinity != 0 needs the affinity block")
+        pi = pi * np.exp(exposure_affinity * aff / affinity_std - 0.5 * exposure_affinity ** 2)
+    return np.minimum(1.0, pi)
 
 
 def p_watch_at_least(mu: np.ndarray, sigma: float, p_skip: float, threshold: float) -> np.ndarray:
@@ -86,7 +108,7 @@ class GroundTruth:
         small_user_ids / small_video_ids: the fully observed ``small_matrix`` block.
         item_categories: ``(n_items, C)`` float weights of each item's categories (rows sum to 1).
         user_preferences: ``(n_users, C)`` true category preference weights (rows sum to 1).
-        params: scalars ``mu0, scale, sigma, p_skip, density, click_threshold``.
+        params: scalars ``mu0, scale, sigma, p_skip, density, click_threshold, exposure_affinity, affinity_std``.
     """
 
     user_ids: np.ndarray
@@ -189,7 +211,11 @@ class GroundTruth:
     def exposure_prob(self, user_ids: np.ndarray, video_ids: np.ndarray) -> np.ndarray:
         """``(U, I)`` true probability that the pair is exposed in ``big_matrix`` (0 on the small block)."""
         ui, ii = self.user_index(user_ids), self.item_index(video_ids)
-        pi = np.minimum(1.0, self.params["density"] * self.activity[ui][:, None] * self.exposure_weight[ii][None, :])
+        p = self.params
+        k = float(p.get("exposure_affinity", 0.0))
+        aff = affinity(self.user_factors[ui], self.item_factors[ii], p["scale"]) if k else None
+        pi = exposure_probability(self.activity[ui], self.exposure_weight[ii], p["density"], aff, k,
+                                  float(p.get("affinity_std", 1.0)))
         small_u = np.isin(self.user_ids[ui], self.small_user_ids)
         small_i = np.isin(self.video_ids[ii], self.small_video_ids)
         pi[np.ix_(small_u, small_i)] = 0.0

@@ -15,7 +15,9 @@ Generative model (all draws from one seed; see :mod:`graphrec_ray.data.ground_tr
   ``min(1, density * activity_u * weight_i)``, where ``log weight_i = exposure_bias * promo_i`` and the
   promotion latent ``promo_i`` correlates only ``appeal_exposure_corr`` with appeal. Raising
   ``exposure_bias`` concentrates exposure on promoted items, so models fit on observed data
-  over-rate them; ``exposure_bias = 0`` is uniform exposure.
+  over-rate them; ``exposure_bias = 0`` is uniform exposure. ``exposure_affinity > 0`` adds
+  missing-not-at-random exposure (a recommender showing users what they already like), which
+  biases click labels in ``big_matrix`` upwards relative to the unbiased ``small_matrix``.
 * **small_matrix** is a fully observed block ``small_users x small_items`` (random subsets);
   ``big_matrix`` never exposes those pairs.
 * **Time.** Views fall into sessions over 2020-07-05 .. 2020-09-05 (Beijing time) with a daily
@@ -60,7 +62,9 @@ from graphrec_ray.config import to_dict
 from graphrec_ray.data import kuairec as kr
 from graphrec_ray.data.ground_truth import (
     GroundTruth,
+    affinity,
     expected_watch_ratio,
+    exposure_probability,
     log_watch_mean,
     p_watch_at_least,
 )
@@ -114,6 +118,7 @@ class SimulatorConfig:
     p_skip: float = 0.01                     # share of instant skips (play_duration 0) in every view
     exposure_bias: float = 1.5               # std of log exposure weight; 0 = uniform exposure, 2+ = strong bias
     appeal_exposure_corr: float = 0.2        # correlation of the promotion latent with true appeal (weak)
+    exposure_affinity: float = 0.0           # MNAR strength: exposure also rises with the user's affinity (0 = item-only)
     activity_std: float = 0.5                # log-std of per-user activity (views per user)
     repeat_view_rate: float = 0.03           # expected extra views per exposed pair in big_matrix
     duplicate_row_rate: float = 0.003        # share of big_matrix rows written twice, byte-identical
@@ -346,7 +351,9 @@ def _big_chunks(cfg: SimulatorConfig, m: _Model, sz: Sizes, clock: _Clock, stats
         b = min(a + cfg.chunk_users, sz.n_users)
         rng = _rng(cfg.seed, 1, k)
         mu = log_watch_mean(m.user_f[a:b], m.item_f, m.user_b[a:b], m.item_b, cfg.mu0, m.scale)
-        pi = np.minimum(1.0, sz.density * m.activity[a:b, None] * m.weight[None, :])
+        aff = affinity(m.user_f[a:b], m.item_f, m.scale) if cfg.exposure_affinity else None
+        pi = exposure_probability(m.activity[a:b], m.weight, sz.density, aff, cfg.exposure_affinity,
+                                  cfg.affinity_std)
         pi[np.ix_(small_u[a:b], small_i)] = 0.0
         # platform-level expected engagement per item (for item_daily_features)
         stats.exp_show += pi.sum(axis=0)
@@ -657,6 +664,7 @@ def simulate(cfg: SimulatorConfig, out_dir: str | Path, progress: bool = True) -
         item_categories=model.cat_weights, user_preferences=model.prefs,
         params={"mu0": cfg.mu0, "scale": model.scale, "sigma": cfg.sigma, "p_skip": cfg.p_skip,
                 "density": sz.density, "click_threshold": _CLICK, "start_date": cfg.start_date,
+                "exposure_affinity": cfg.exposure_affinity, "affinity_std": cfg.affinity_std,
                 "n_days": cfg.n_days, "timezone_offset_s": kr.TIMEZONE_OFFSET_S},
     )
     gt_dir = gt.save(out)

@@ -126,6 +126,24 @@ def test_exposure_is_popularity_skewed_not_appeal_driven(sim: tuple[Path, dict[s
     assert flat["exposure"]["top_decile_share_exposures"] < 0.2
 
 
+def test_exposure_affinity_makes_big_matrix_clicks_missing_not_at_random(tmp_path: Path) -> None:
+    """With exposure_affinity > 0 exposed pairs are the ones users like: big_matrix over-states clicks."""
+    lifts = {}
+    for k in (0.0, 1.5):
+        out = tmp_path / f"k{k}"
+        simulate(replace(CFG, exposure_affinity=k, n_users=150, small_users=40), out, progress=False)
+        gt = GroundTruth.load(out)
+        big = _inter(out / kr.BIG_MATRIX)
+        p = gt.p_click(gt.user_ids, gt.video_ids)
+        seen = p[gt.user_index(big["user_id"]), gt.item_index(big["video_id"])].mean()
+        pi = gt.exposure_prob(gt.user_ids, gt.video_ids)
+        lifts[k] = seen - (p * pi).sum() / pi.sum()                     # observed minus exposure-weighted truth
+        lifts[f"sel{k}"] = (p * pi).sum() / pi.sum() - p.mean()         # selection effect of exposure
+        assert np.allclose(gt.exposure_propensity(gt.video_ids), pi.mean(axis=0))
+    assert abs(lifts[0.0]) < 0.01 and abs(lifts[1.5]) < 0.01             # rows follow exposure_prob exactly
+    assert lifts["sel1.5"] > lifts["sel0.0"] + 0.03                      # MNAR selects liked pairs
+
+
 def test_empirical_clicks_match_true_p_click(sim: tuple[Path, dict[str, Any]]) -> None:
     out, summary = sim
     gt = GroundTruth.load(out)
