@@ -1,0 +1,308 @@
+"""The Serve application on the shared local Ray cluster, called over HTTP (one app for the whole module).
+
+Planted run directories (``tests/unit/serving/planted.py``) give known answers; Redis is reached through a TCP
+proxy that the test can cut, to simulate Redis going down mid-test.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import numpy as np
+import pytest
+
+from graphrec_ray.config import load_config
+from graphrec_ray.rerank.mmr import intra_list_diversity
+from graphrec_ray.serving.cache import EmbeddingCache, make_redis_client
+from graphrec_ray.serving.config import CacheConfig, ServeConfig
+from graphrec_ray.serving.pipeline import recommend
+from graphrec_ray.serving.versioned import load_version, version_id
+from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir
+
+pytestmark = pytest.mark.integration
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to Redis; ``stop()`` refuses new connections and cuts open ones."""
+
+    def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
+        self.target = target
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self._server = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = srv.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        if self._server is not None:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (close alone does not)
+            except OSError:
+                pass
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                    c.close()
+                except OSError:
+                    pass
+            self._conns = []
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class App:
+    def __init__(self, url: str, cfg: ServeConfig, v1: Planted, v2: Planted, proxy: TcpProxy) -> None:
+        self.url, self.cfg, self.v1, self.v2, self.proxy = url, cfg, v1, v2, proxy
+        self.versions = {version_id(p.run_dir): load_version(p.run_dir, RANKER) for p in (v1, v2)}
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return httpx.get(self.url + path, params=params, timeout=30.0)
+
+    def expected(self, vid: str, raw_user: int, k: int, cfg: ServeConfig | None = None) -> list[dict]:
+        """What an uncached in-process run of version ``vid`` answers (scores known exactly)."""
+        body = recommend(self.versions[vid], raw_user, k, cfg or self.cfg, EmbeddingCache(None))
+        return body["items"]
+
+
+@pytest.fixture(scope="module")
+def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    from ray import serve
+
+    from serve_app.app import build_graph
+
+    root = tmp_path_factory.mktemp("serve")
+    v1 = make_run_dir(root / "v1", seed=0, embedding_version="emb-v1")
+    v2 = make_run_dir(root / "v2", seed=7, embedding_version="emb-v2")
+    proxy = TcpProxy()
+    proxy.start()
+    prefix = f"graphrec-test-E-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    cfg = load_config(ServeConfig, None, [
+        f"ranker_loader={RANKER}", "lambda_diversity=1.0", f"http_port={port}",
+        f"cache.url=redis://127.0.0.1:{proxy.port}/0", f"cache.key_prefix={prefix}",
+        "cache.reset_timeout_s=1.0", "cache.failure_threshold=2",
+        "ingress.num_cpus=0.1", "retrieval.num_cpus=0.1", "ranking.num_cpus=0.1", "reranking.num_cpus=0.1"])
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_graph(cfg, v1.run_dir), name="graphrec-test", route_prefix="/")
+    try:
+        yield App(f"http://127.0.0.1:{port}", cfg, v1, v2, proxy)
+    finally:
+        serve.shutdown()
+        proxy.stop()
+        client = make_redis_client(CacheConfig(url="redis://127.0.0.1:6379/0"))
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def _same_items(got: list[dict], want: list[dict]) -> bool:
+    """Same item ids in the same order, scores equal to float32 precision."""
+    return [g["item_id"] for g in got] == [w["item_id"] for w in want] and all(
+        abs(g[f] - w[f]) <= 1e-5 * max(1.0, abs(w[f])) for g, w in zip(got, want)
+        for f in ("p_click", "e_value", "final_score"))
+
+
+def _item_idx(body: dict) -> np.ndarray:
+    return (np.array([it["item_id"] for it in body["items"]]) - 50000) // 3
+
+
+def test_response_schema_and_known_top10_without_seen(app: App) -> None:
+    v1 = version_id(app.v1.run_dir)
+    for u in (0, 4, 9):
+        r = app.get(f"/recommend/{int(USER_RAW(u))}", k=10)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        for key, tp in [("model_version", str), ("cold_start", bool), ("cache_hit", bool), ("items", list),
+                        ("retrieval_latency_ms", float), ("ranking_latency_ms", float),
+                        ("rerank_latency_ms", float), ("total_latency_ms", float)]:
+            assert isinstance(body[key], tp), key
+        assert body["model_version"] == v1 and body["cold_start"] is False
+        assert body["total_latency_ms"] >= body["retrieval_latency_ms"] + body["ranking_latency_ms"]
+        assert len(body["items"]) == 10
+        for it in body["items"]:
+            assert set(it) == {"item_id", "p_click", "e_value", "final_score"}
+            assert it["item_id"] in set(ITEM_RAW(np.arange(120)).tolist())  # raw video ids, not indices
+        got = _item_idx(body)
+        assert not set(got.tolist()) & app.v1.seen[u]
+        np.testing.assert_array_equal(got, app.v1.exact_unseen_top(u, 10))  # lambda=1: pure relevance
+        assert _same_items(body["items"], app.expected(v1, int(USER_RAW(u)), 10))
+
+
+def test_cache_miss_then_hit(app: App) -> None:
+    raw = int(USER_RAW(21))
+    first = app.get(f"/recommend/{raw}").json()
+    second = app.get(f"/recommend/{raw}").json()
+    assert first["cache_hit"] is False and second["cache_hit"] is True
+    assert first["items"] == second["items"]
+
+
+def test_unknown_user_gets_cold_start(app: App) -> None:
+    body = app.get("/recommend/1001").json()  # between two sparse known ids
+    assert body["cold_start"] is True and body["cache_hit"] is False and len(body["items"]) == 10
+    pool = set(np.lexsort((np.arange(120), -app.v1.train_count))[: app.cfg.cold_start_pool].tolist())
+    assert set(_item_idx(body).tolist()) <= pool
+    assert app.get("/recommend/-5").json()["cold_start"] is True
+
+
+@pytest.mark.parametrize("path,params,needle", [
+    ("/recommend/abc", {}, "user_id must be an integer"),
+    ("/recommend/1.5", {}, "user_id must be an integer"),
+    ("/recommend/" + "9" * 30, {}, "64-bit"),
+    ("/recommend/1000", {"k": 0}, "k must be in"),
+    ("/recommend/1000", {"k": 101}, "k must be in"),
+    ("/recommend/1000", {"k": "ten"}, "k must be an integer"),
+])
+def test_bad_input_is_a_clear_4xx(app: App, path: str, params: dict, needle: str) -> None:
+    r = app.get(path, **params)
+    assert 400 <= r.status_code < 500
+    assert needle in r.json()["error"]
+
+
+def test_bad_reload_is_4xx_and_keeps_serving(app: App, tmp_path: Path) -> None:
+    before = app.get("/health").json()["model_version"]
+    for body in ({"nope": 1}, {"run_dir": str(tmp_path / "missing")}, {"run_dir": str(tmp_path)}):
+        r = httpx.post(app.url + "/reload", json=body, timeout=30)
+        assert 400 <= r.status_code < 500 and "error" in r.json(), r.text
+    r = httpx.post(app.url + "/reload", content=b"not json", timeout=30)
+    assert r.status_code == 400
+    assert app.get("/health").json()["model_version"] == before
+
+
+def test_health_and_metrics(app: App) -> None:
+    h = app.get("/health")
+    assert h.status_code == 200 and h.json()["status"] == "ok"
+    app.get("/recommend/1001")
+    text = app.get("/metrics").text
+    assert 'graphrec_requests_total{endpoint="recommend",status="200"}' in text
+    assert 'graphrec_stage_latency_seconds_bucket{le="0.025",stage="ranking"}' in text
+    assert "graphrec_cache_hit_ratio" in text and "graphrec_cold_start_total" in text
+    cold = [line for line in text.splitlines() if line.startswith("graphrec_cold_start_total")]
+    assert float(cold[0].split()[-1]) >= 1
+
+
+def test_hot_reload_under_concurrent_requests(app: App) -> None:
+    vids = [version_id(app.v1.run_dir), version_id(app.v2.run_dir)]
+    users = [int(USER_RAW(u)) for u in range(0, 30, 2)]
+    expected = {(vid, raw): app.expected(vid, raw, 10) for vid in vids for raw in users}
+    results: list[tuple[int, dict]] = []
+    stop = threading.Event()
+
+    def client(offset: int) -> None:
+        with httpx.Client(base_url=app.url, timeout=30) as c:
+            i = offset
+            while not stop.is_set():
+                raw = users[i % len(users)]
+                r = c.get(f"/recommend/{raw}")
+                results.append((raw, r.json() if r.status_code == 200 else {"status": r.status_code}))
+                i += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        for target in (app.v2, app.v1, app.v2):
+            r = httpx.post(app.url + "/reload", json={"run_dir": str(target.run_dir)}, timeout=60)
+            assert r.status_code == 200, r.text
+            time.sleep(0.7)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(results) > 20
+    failures = [b for _, b in results if "items" not in b]
+    assert not failures, failures[:3]
+    seen_versions = {b["model_version"] for _, b in results}
+    assert seen_versions == set(vids)
+    for raw, body in results:  # every response is exactly one version's answer, never a mix
+        assert _same_items(body["items"], expected[(body["model_version"], raw)])
+    assert app.get("/health").json()["model_version"] == vids[1]
+    httpx.post(app.url + "/reload", json={"run_dir": str(app.v1.run_dir)}, timeout=60)
+
+
+def test_redis_down_still_200_with_cache_hit_false(app: App) -> None:
+    raw = int(USER_RAW(11))
+    app.get(f"/recommend/{raw}")
+    assert app.get(f"/recommend/{raw}").json()["cache_hit"] is True
+    app.proxy.stop()  # Redis unreachable: connection refused, open connections cut
+    try:
+        for _ in range(5):
+            r = app.get(f"/recommend/{raw}")
+            assert r.status_code == 200
+            assert r.json()["cache_hit"] is False and len(r.json()["items"]) == 10
+    finally:
+        app.proxy.start()
+    deadline = time.time() + 10  # breaker half-opens after reset_timeout_s=1 and closes on success
+    while time.time() < deadline:
+        if app.get(f"/recommend/{raw}").json()["cache_hit"]:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail("cache never recovered after Redis came back")
+
+
+def test_lower_lambda_via_user_config_increases_diversity(app: App) -> None:
+    """Last in the module: it leaves the app at lambda_diversity=0.3 (saves a second redeploy)."""
+    from ray import serve
+
+    from serve_app.app import build_graph
+
+    raw, u = int(USER_RAW(5)), 5
+    base = _item_idx(app.get(f"/recommend/{raw}").json())
+    graph = build_graph(app.cfg, app.v1.run_dir, reranking_user_config={"lambda_diversity": 0.3})
+    serve.run(graph, name="graphrec-test", route_prefix="/")  # live update: reconfigure(), no restart
+    diverse = _item_idx(app.get(f"/recommend/{raw}").json())
+    unit = app.versions[version_id(app.v1.run_dir)].rerank.item_unit
+    assert intra_list_diversity(unit[diverse]) > intra_list_diversity(unit[base])
+    assert len(set(app.v1.cluster[base].tolist())) == 1 < len(set(app.v1.cluster[diverse].tolist()))
+    assert not set(diverse.tolist()) & app.v1.seen[u]
