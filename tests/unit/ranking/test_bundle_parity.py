@@ -1,0 +1,67 @@
+"""Features at serving equal features at training for the same event (RankerBundle path vs the training
+dataset path), and the bundle's scores are the model's calibrated outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec_ray.calibration.platt import PlattCalibrator, sigmoid
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import write_manifest
+from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, RankerBundle, save_model
+from graphrec_ray.ranking.context import RequestContext
+from graphrec_ray.ranking.data import load_events, load_feature_builder
+from graphrec_ray.ranking.mmoe import MMoE
+
+
+@pytest.fixture(scope="module")
+def trained_like_run(tiny_run: Path) -> Path:
+    """Write ranking/ outputs as the job does (random MMoE, known Platt parameters)."""
+    layout = RunLayout(tiny_run)
+    layout.ranking.mkdir(exist_ok=True)
+    builder = load_feature_builder(tiny_run)
+    builder.spec.save(layout.ranking / FEATURE_SPEC_FILE)
+    torch.manual_seed(0)
+    model = MMoE(builder.dim, 2, (8,), (4,))
+    save_model(model, {"in_dim": builder.dim, "n_experts": 2, "expert_hidden": [8], "tower_hidden": [4],
+                       "n_tasks": 2}, layout.ranker_model)
+    PlattCalibrator(a=0.7, b=-0.2).save(layout.calibrator)
+    write_manifest(layout.ranking, "ranking", "test", ["model.pt", "calibrator.json", FEATURE_SPEC_FILE])
+    return tiny_run
+
+
+def test_serving_features_equal_training_features(trained_like_run: Path) -> None:
+    events = load_events(trained_like_run)
+    train_builder = load_feature_builder(trained_like_run)
+    bundle = RankerBundle.load(trained_like_run, torch_threads=0)
+    checked = 0
+    for split in ("val", "test", "eval_small"):
+        ev = events[split]
+        offline = ev.features(train_builder)
+        for r in np.linspace(0, len(ev) - 1, 15).astype(int):
+            ctx = RequestContext(timestamp=float(ev.timestamp[r]), position_in_session=int(ev.position[r]),
+                                 seconds_since_last_view=float(ev.since_last[r]))
+            online = bundle.features(int(ev.user_idx[r]), np.array([ev.item_idx[r]]), ctx)
+            np.testing.assert_array_equal(online[0], offline[r])
+            checked += 1
+    assert checked == 45
+    # session context crosses split borders: some val views continue a session started in train
+    assert (events["val"].position > 0).any() and (events["val"].since_last >= 0).mean() > 0.5
+
+
+def test_bundle_scores_are_calibrated_model_outputs(trained_like_run: Path) -> None:
+    bundle = RankerBundle.load(trained_like_run, torch_threads=0)
+    assert bundle.version.startswith("ranker-") and len(bundle.version) == len("ranker-") + 12
+    items = np.arange(min(30, bundle.builder.item_table.shape[0]))
+    ctx = RequestContext(timestamp=1_594_000_000.0, position_in_session=2, seconds_since_last_view=40.0)
+    p, v = bundle.score(3, items, ctx)
+    assert p.shape == v.shape == items.shape and p.dtype == v.dtype == np.float32
+    with torch.no_grad():
+        out = bundle.model(torch.from_numpy(bundle.features(3, items, ctx))).numpy()
+    np.testing.assert_allclose(p, sigmoid(0.7 * out[:, 0] - 0.2), rtol=1e-5)
+    np.testing.assert_allclose(v, out[:, 1], rtol=1e-6)
+    assert bundle.score(3, np.array([], dtype=np.int64), ctx)[0].shape == (0,)
