@@ -288,12 +288,24 @@ class _Clock:
         days = [start + dt.timedelta(days=k) for k in range(cfg.n_days)]
         return cls(epoch_ms, np.array([d.year * 10000 + d.month * 100 + d.day for d in days], dtype=np.int64))
 
+    def _time_text(self, day: np.ndarray, ms_of_day: np.ndarray) -> pa.Array:
+        """``"2020-07-05 00:08:23.438"`` strings, composed from integer parts (3x faster than strftime)."""
+        prefix = pa.array([f"{d // 10000:04d}-{d // 100 % 100:02d}-{d % 100:02d} " for d in self.dates.tolist()])
+
+        def pad(x: np.ndarray, width: int) -> pa.Array:
+            return pc.utf8_lpad(pc.cast(pa.array(x), pa.string()), width, "0")
+
+        hms = pc.binary_join_element_wise(pad(ms_of_day // 3_600_000, 2), pad(ms_of_day // 60_000 % 60, 2),
+                                          pad(ms_of_day // 1000 % 60, 2), ":")
+        stamp = pc.binary_join_element_wise(prefix.take(pa.array(day)), hms, "")
+        return pc.binary_join_element_wise(stamp, pad(ms_of_day % 1000, 3), ".")
+
     def columns(self, offset_ms: np.ndarray, valid: np.ndarray | None = None) -> tuple[pa.Array, pa.Array, pa.Array]:
         """(time, date, timestamp) arrays; rows with ``valid == False`` are null (NaN in the CSV)."""
         mask = None if valid is None else pa.array(~valid)
-        local = pa.array(offset_ms + self.epoch_ms + kr.TIMEZONE_OFFSET_S * 1000, type=pa.timestamp("ms"))
-        time = pc.strftime(local, format="%Y-%m-%d %H:%M:%S")
-        date = self.dates[np.minimum(offset_ms // _DAY_MS, len(self.dates) - 1)]
+        day = np.minimum(offset_ms // _DAY_MS, len(self.dates) - 1)
+        time = self._time_text(day, offset_ms - day * _DAY_MS)
+        date = self.dates[day]
         ts = (offset_ms + self.epoch_ms) / 1000.0
         if mask is None:
             return time, pa.array(date), pa.array(ts)
