@@ -291,6 +291,14 @@ def test_redis_down_still_200_with_cache_hit_false(app: App) -> None:
         pytest.fail("cache never recovered after Redis came back")
 
 
+def test_smoke_helper_of_graphrec_serve(app: App) -> None:
+    from serve_app.run import smoke
+
+    report = smoke(app.url, [int(USER_RAW(1)), int(USER_RAW(2)), 1001], 6)
+    assert report["failures"] == [] and report["cold_start"] == 2
+    assert report["health"] == 200 and report["metrics"] == 200 and report["p50_ms"] > 0
+
+
 def test_lower_lambda_via_user_config_increases_diversity(app: App) -> None:
     """Last in the module: it leaves the app at lambda_diversity=0.3 (saves a second redeploy)."""
     from ray import serve
