@@ -45,13 +45,16 @@ def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[
             ``w_value``, ``top_n_serve``) applied through Serve's ``user_config`` / ``reconfigure``.
     """
     rd = str(Path(run_dir).resolve())
-    retrieval = Retrieval.options(**cfg.retrieval.serve_options()).bind(cfg, rd)
-    ranking = Ranking.options(**cfg.ranking.serve_options()).bind(cfg, rd, ranker_loader)
+    logging_config = {"enable_access_log": cfg.access_log}
+    retrieval = Retrieval.options(**cfg.retrieval.serve_options(), logging_config=logging_config).bind(cfg, rd)
+    ranking = Ranking.options(**cfg.ranking.serve_options(), logging_config=logging_config).bind(
+        cfg, rd, ranker_loader)
     rerank_opts = cfg.reranking.serve_options()
     if reranking_user_config:
         rerank_opts["user_config"] = dict(reranking_user_config)
-    reranking = Reranking.options(**rerank_opts).bind(cfg, rd)
-    return Ingress.options(**cfg.ingress.serve_options()).bind(retrieval, ranking, reranking, cfg, rd)
+    reranking = Reranking.options(**rerank_opts, logging_config=logging_config).bind(cfg, rd)
+    return Ingress.options(**cfg.ingress.serve_options(), logging_config=logging_config).bind(
+        retrieval, ranking, reranking, cfg, rd)
 
 
 def build_app(args: AppArgs) -> Application:

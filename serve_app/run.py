@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     users = load_ids(run_dir).user_map.raw_ids
     sample = [int(u) for u in users[np.linspace(0, len(users) - 1, num=min(20, len(users))).astype(int)]]
-    sample.append(int(users.max()) + 1)  # one unknown user: exercises cold start
+    sample.insert(0, int(users.max()) + 1)  # one unknown user first: exercises cold start
     try:
         report = smoke(url, sample, args.smoke)
     finally:

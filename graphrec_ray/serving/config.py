@@ -83,6 +83,7 @@ class ServeConfig:
     # Serve graph
     http_host: str = "127.0.0.1"  # where Serve's HTTP proxy listens (set 0.0.0.0 to expose)
     http_port: int = 8000  # Serve HTTP port
+    access_log: bool = False  # Serve's per-request access log lines cost CPU on every hop; metrics cover it
     ingress: DeploymentSpec = field(default_factory=DeploymentSpec)  # FastAPI ingress
     retrieval: DeploymentSpec = field(default_factory=DeploymentSpec)  # user embedding + FAISS + seen removal
     ranking: DeploymentSpec = field(default_factory=DeploymentSpec)  # MMoE + calibration, batched
