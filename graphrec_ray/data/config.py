@@ -35,7 +35,7 @@ class PreprocessConfig:
 
     data_dir: str = "data/sim"  # folder holding big_matrix.csv / small_matrix.csv (real KuaiRec or simulator)
     cache_dir: str = ""  # one-time CSV->Parquet cache; "" = <data_dir>/_parquet_cache (rebuilt if a CSV changes)
-    cache_shard_rows: int = 1_000_000  # rows per cache shard; shards are the Ray Data read parallelism unit
+    cache_shard_rows: int = 500_000  # rows per cache shard (~50 MB of strings): one Ray Data task per shard
     click_threshold: float = 0.5  # label_click = watch_ratio >= this (KuaiRec convention, issue 2)
     value_clip: float = 5.0  # label_value = log1p(min(watch_ratio, value_clip)); KuaiRec outliers start above 5
     watch_ratio_max: float = 1000.0  # rows above this hard limit are quarantined as corrupt; 5 < wr <= 1000 kept, clipped in label_value

@@ -76,11 +76,10 @@ def repeated_views(pair_key: np.ndarray, watch_ratio: np.ndarray,
     n = key.size
     if n == 0:
         return np.ones(0, dtype=bool), 0, 0
-    pos = np.arange(n, dtype=np.int64)
     if policy == "max_watch_ratio":
-        order = np.lexsort((pos, np.asarray(watch_ratio, dtype=np.float64), key))
+        order = np.lexsort((np.arange(n, dtype=np.int64), np.asarray(watch_ratio, dtype=np.float64), key))
     elif policy in ("keep_last", "keep_all"):
-        order = np.lexsort((pos, key))
+        order = np.argsort(key, kind="stable")  # stable: within a pair, later rows stay later
     else:
         raise ValueError(f"unknown repeated_views policy {policy!r}")
     k = key[order]

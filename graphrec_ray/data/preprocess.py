@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from graphrec_ray.config import config_hash, to_dict
 from graphrec_ray.data.config import PreprocessConfig
 from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_rows
+from graphrec_ray.data.kuairec import BIG_MATRIX, SMALL_MATRIX
 from graphrec_ray.data.labels import make_labels
 from graphrec_ray.data.propensity import item_counts, item_propensity
 from graphrec_ray.data.raw_cache import RawCache, ensure_cache, read_rows
@@ -40,8 +41,7 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import write_manifest
 from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE
 
-BIG_MATRIX = "big_matrix.csv"  # training logs (biased exposure)
-SMALL_MATRIX = "small_matrix.csv"  # fully observed block: the unbiased evaluation set
+#: big_matrix (training logs, biased exposure) first, then small_matrix (fully observed: unbiased evaluation).
 SOURCES: tuple[str, ...] = (BIG_MATRIX, SMALL_MATRIX)
 
 #: What :func:`process_batch` returns: valid rows first (``reason`` null), then quarantined rows.
@@ -65,18 +65,29 @@ def batch_kwargs(cfg: PreprocessConfig) -> dict[str, Any]:
 
 def process_batch(batch: pa.Table, *, allow_no_timestamp: bool = False, watch_ratio_max: float = 100.0,
                   watch_ratio_tolerance: float = -1.0, click_threshold: float = 0.5,
-                  value_clip: float = 5.0) -> pa.Table:
+                  value_clip: float = 5.0, source_id: int | None = None) -> pa.Table:
     """Validate and label one batch of raw string rows (the ``map_batches`` function of the Ray Data job).
 
     Args:
         batch: ``(n,)`` raw rows, string columns + ``row_number`` (a cache shard or part of one).
         allow_no_timestamp, watch_ratio_max, watch_ratio_tolerance: see :func:`validate.validate_batch`.
         click_threshold, value_clip: see :func:`labels.make_labels`.
+        source_id: when given, a constant ``source_id:int8`` column is appended (tags the blocks of a Ray Data
+            union of several sources, see :func:`split_sources`).
 
     Returns:
         ``(n,)`` rows with schema :data:`WIDE`: the valid rows first (labelled, ``reason``/``raw`` null), then
         the quarantined rows (``reason`` code, ``raw`` JSON of the original strings; typed values meaningless).
     """
+    out = _process_batch(batch, allow_no_timestamp, watch_ratio_max, watch_ratio_tolerance, click_threshold,
+                         value_clip)
+    if source_id is not None:
+        out = out.append_column("source_id", pa.array(np.full(out.num_rows, source_id, dtype=np.int8), pa.int8()))
+    return out
+
+
+def _process_batch(batch: pa.Table, allow_no_timestamp: bool, watch_ratio_max: float,
+                   watch_ratio_tolerance: float, click_threshold: float, value_clip: float) -> pa.Table:
     typed, reason = validate_batch(batch, allow_no_timestamp=allow_no_timestamp, watch_ratio_max=watch_ratio_max,
                                    watch_ratio_tolerance=watch_ratio_tolerance)
     n = typed.num_rows
@@ -110,6 +121,33 @@ def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
 
         valid, quar = table.filter(pc.is_null(reason)), table.filter(pc.is_valid(reason))
     return valid.select(LABELLED.names), quar.select(QUARANTINED.names)
+
+
+def process_shards(shards: pa.Table, **kwargs: Any) -> pa.Table:
+    """Read and :func:`process_batch` each cache shard listed in ``shards`` (``path:string, source_id:int``).
+
+    The ``map_batches`` function of the Ray Data job (one shard per call); ``kwargs`` as :func:`batch_kwargs`.
+    Returns the :data:`WIDE` rows of all listed shards, tagged with ``source_id``.
+    """
+    outs = [process_batch(pq.read_table(path), **kwargs, source_id=int(sid))
+            for path, sid in zip(shards.column("path").to_pylist(), shards.column("source_id").to_pylist())]
+    if not outs:
+        return pa.schema([*WIDE, pa.field("source_id", pa.int8())]).empty_table()
+    return pa.concat_tables(outs)
+
+
+def split_sources(table: pa.Table) -> list[tuple[int, pa.Table]]:
+    """Split a block tagged by :func:`process_batch` (``source_id``) into ``[(source_id, rows)]``.
+
+    A block from one branch of a union is constant in ``source_id`` (zero-copy); a mixed block is filtered.
+    """
+    if table.num_rows == 0:
+        return []
+    sid = table.column("source_id").to_numpy()
+    rest = table.drop_columns(["source_id"])
+    if sid.min() == sid.max():
+        return [(int(sid[0]), rest)]
+    return [(int(i), rest.filter(pa.array(sid == i))) for i in np.unique(sid)]
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -179,12 +217,30 @@ def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
     return kept
 
 
-def _apply_repeated_views(kept: _Kept, users: IdMap, items: IdMap, policy: str) -> None:
+def _lookup(ids: IdMap, raw: np.ndarray) -> np.ndarray:
+    """``ids.to_idx(raw)`` as int32, through a dense table when raw ids are small (KuaiRec's are < 11k)."""
+    raw = np.asarray(raw, dtype=np.int64)
+    if len(ids) and 0 <= ids.raw_ids[0] and ids.raw_ids[-1] < 1 << 26 and raw.size > 4 * len(ids):
+        lut = np.full(int(ids.raw_ids[-1]) + 1, -1, dtype=np.int32)
+        lut[ids.raw_ids] = np.arange(len(ids), dtype=np.int32)
+        inside = (raw >= 0) & (raw < lut.size)
+        return np.where(inside, lut[np.where(inside, raw, 0)], -1).astype(np.int32)
+    return ids.to_idx(raw).astype(np.int32)
+
+
+def _with_indices(t: pa.Table, users: IdMap, items: IdMap) -> pa.Table:
+    """Append ``user_idx``/``item_idx`` (int32) to LABELLED rows; every id is in the maps by construction."""
+    uidx = _lookup(users, t.column("user_id").to_numpy())
+    iidx = _lookup(items, t.column("video_id").to_numpy())
+    if (uidx < 0).any() or (iidx < 0).any():
+        raise RuntimeError("kept row with an id outside the id maps (a bug)")
+    return t.append_column("user_idx", pa.array(uidx, pa.int32())).append_column("item_idx", pa.array(iidx, pa.int32()))
+
+
+def _apply_repeated_views(kept: _Kept, n_items: int, policy: str) -> None:
     t = kept.table
-    uidx = users.to_idx(t.column("user_id").to_numpy()).astype(np.int64)
-    iidx = items.to_idx(t.column("video_id").to_numpy()).astype(np.int64)
-    keep, n_pairs, n_extra = repeated_views(uidx * max(len(items), 1) + iidx,
-                                            t.column("watch_ratio").to_numpy(), policy)
+    key = t.column("user_idx").to_numpy().astype(np.int64) * max(n_items, 1) + t.column("item_idx").to_numpy()
+    keep, n_pairs, n_extra = repeated_views(key, t.column("watch_ratio").to_numpy(), policy)
     kept.quirks["repeated_view_pairs"] = n_pairs
     kept.quirks["repeated_view_extra_rows"] = n_extra
     if not keep.all():
@@ -192,18 +248,9 @@ def _apply_repeated_views(kept: _Kept, users: IdMap, items: IdMap, policy: str) 
         kept.removed["repeated_views"] = int((~keep).sum())
 
 
-def _interactions(t: pa.Table, users: IdMap, items: IdMap) -> pa.Table:
-    """LABELLED rows -> schema ``INTERACTIONS`` (ids mapped, ``row_number`` dropped), one chunk per column."""
-    cols = {
-        "user_id": t.column("user_id"),
-        "video_id": t.column("video_id"),
-        "user_idx": pa.array(users.to_idx(t.column("user_id").to_numpy()), pa.int32()),
-        "item_idx": pa.array(items.to_idx(t.column("video_id").to_numpy()), pa.int32()),
-    }
-    for name in ("timestamp", "date", "play_duration", "video_duration", "watch_ratio", "label_click",
-                 "label_value"):
-        cols[name] = t.column(name)
-    return pa.table([cols[f.name] for f in INTERACTIONS], schema=INTERACTIONS).combine_chunks()
+def _interactions(t: pa.Table) -> pa.Table:
+    """Indexed LABELLED rows -> schema ``INTERACTIONS`` (``row_number`` dropped), one chunk per column."""
+    return t.select(INTERACTIONS.names).cast(INTERACTIONS).combine_chunks()
 
 
 def _write(table: pa.Table, path: Path) -> None:
@@ -271,7 +318,8 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
     items = IdMap.from_raw(np.concatenate([t.column("video_id").to_numpy() for t in all_kept]))
     del all_kept
     for source in SOURCES:
-        _apply_repeated_views(kept[source], users, items, cfg.repeated_views)
+        kept[source].table = _with_indices(kept[source].table, users, items)
+        _apply_repeated_views(kept[source], len(items), cfg.repeated_views)
     step()
 
     # temporal split of big_matrix (rows are in canonical order: timestamp ascending, nulls last)
@@ -292,8 +340,8 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
         part = [big.slice(int(lo), int(hi - lo))]
         if no_ts.num_rows:
             part.append(no_ts.filter(pa.array(no_ts_code == c)))
-        splits[name] = _interactions(pa.concat_tables(part), users, items)
-    splits["eval_small"] = _interactions(kept[SMALL_MATRIX].table, users, items)
+        splits[name] = _interactions(pa.concat_tables(part))
+    splits["eval_small"] = _interactions(kept[SMALL_MATRIX].table)
     step()
 
     counts = item_counts(splits["train"].column("item_idx").to_numpy(), len(items))

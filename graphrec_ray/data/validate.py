@@ -37,10 +37,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Published KuaiRec 2.0 interaction columns (big_matrix.csv / small_matrix.csv), in file order.
-INTERACTION_COLUMNS: tuple[str, ...] = (
-    "user_id", "video_id", "play_duration", "video_duration", "time", "date", "timestamp", "watch_ratio",
-)
+from graphrec_ray.data.kuairec import INTERACTION_COLUMNS
+
 
 #: Reason codes, in the order they are checked (index + 1 is the internal code).
 REASONS: tuple[str, ...] = (
