@@ -131,7 +131,7 @@ class SimulatorConfig:
     start_date: str = "2020-07-05"           # first local (UTC+8) day of the log window
     n_days: int = 63                         # window length in days (to 2020-09-05)
     traffic_multiplier: float = 50.0         # platform traffic per simulated user, for item_daily_features
-    chunk_users: int = 256                   # users per generation chunk (bounds memory at the full preset)
+    chunk_users: int = 256                   # users per generation chunk: bounds memory; part of the seed layout
 
     def __post_init__(self) -> None:
         for name in ("n_users", "n_items", "small_users", "small_items"):
