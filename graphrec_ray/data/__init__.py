@@ -1,0 +1,1 @@
+"""Raw logs in: KuaiRec reader, simulator, validation, labels, split, propensities."""
