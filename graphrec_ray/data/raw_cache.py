@@ -124,7 +124,8 @@ def convert_csv(csv_path: str | Path, directory: str | Path, shard_rows: int = 1
                 progress: bool = False) -> RawCache:
     """Convert one CSV to string Parquet shards (+ ``row_number``) in ``directory`` (replaced atomically)."""
     csv_path, directory = Path(csv_path), Path(directory)
-    # An empty line is read as a one-field row, hence malformed: physical lines and row numbers stay aligned.
+    # An empty line is read as a row of empty fields (validation quarantines it as missing_value), so physical
+    # lines and row numbers stay aligned.
     with open(csv_path, "rb") as f:
         header = f.readline().decode("utf-8").strip().split(",")
     header = [h.strip() for h in header]
