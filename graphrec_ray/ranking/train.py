@@ -100,14 +100,16 @@ def _losses(name: str, out: torch.Tensor, yc: torch.Tensor, yv: torch.Tensor, cf
 def train_epoch(models: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer], builder: FeatureBuilder,
                 events: Events, cfg: RankingConfig, epoch: int, active: set[str] | None = None, rank: int = 0,
                 world_size: int = 1, progress: bool = False) -> dict[str, float]:
-    """One pass over this rank's shard; steps the models in ``active`` (default all).
+    """One pass over this rank's shard; steps the models in ``active`` (default all), in ``models`` order.
 
     Returns mean training loss per model (``loss/<name>``), ``samples`` (this rank) and ``seconds``.
     """
-    active = set(models) if active is None else active
+    # Step in the dict's order, never a set's: set order of strings differs between processes (hash
+    # randomisation), and DDP ranks stepping models in different orders mismatch their all-reduces.
+    order = [n for n in models if active is None or n in active]
     for name in models:
-        models[name].train(name in active)
-    sums = {n: 0.0 for n in active}
+        models[name].train(name in order)
+    sums = {n: 0.0 for n in order}
     n_batches, n_samples, t0 = 0, 0, time.perf_counter()
     batches = iterate_batches(len(events), cfg.batch_size, cfg.seed * 1000 + epoch, rank, world_size)
     if progress:
@@ -119,7 +121,7 @@ def train_epoch(models: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         e = events.take(rows)
         x = torch.from_numpy(e.features(builder))
         yc, yv = torch.from_numpy(e.label_click), torch.from_numpy(e.label_value)
-        for name in active:
+        for name in order:
             optimizers[name].zero_grad(set_to_none=True)
             loss = _losses(name, models[name](x), yc, yv, cfg)
             loss.backward()
