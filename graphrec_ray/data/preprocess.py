@@ -200,16 +200,18 @@ def _malformed_rows(cache: RawCache) -> pa.Table:
 
 def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
     table = sort_rows(rows.valid)
+    rows.valid = LABELLED.empty_table()  # drop our reference to the unsorted rows (peak memory)
     dup = exact_duplicate_mask(table)
     n_dup = int(dup.sum())
     kept = _Kept(table, [rows.quarantined, _malformed_rows(rows.cache)])
     kept.quirks["exact_duplicate_rows"] = n_dup
     if n_dup and policy in ("drop", "quarantine"):
         kept.table = table.filter(pa.array(~dup))
+        rn = table.column("row_number").to_numpy()[dup]
+        del table  # only the filtered copy stays alive
         if policy == "drop":
             kept.removed["exact_duplicates"] = n_dup
         else:
-            rn = table.column("row_number").to_numpy()[dup]
             raw = read_rows(rows.cache, rn)
             kept.quarantined.append(pa.table(
                 {"row_number": pa.array(rn, pa.int64()), "reason": pa.array([EXACT_DUPLICATE] * n_dup, pa.string()),

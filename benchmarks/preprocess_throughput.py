@@ -1,0 +1,203 @@
+"""Benchmark: the Ray Data preprocessing job vs the plain single-process pyarrow pass, same data, same run.
+
+On the full-scale simulated KuaiRec (``data/sim_full``: 7,176 users x 10,728 items, ~12.5M big_matrix rows,
+generated once with the simulator's ``full`` preset if absent) or a ``--scale``d copy for a smoke run. Both paths
+read the one-time CSV -> Parquet cache (its conversion is timed separately and excluded, as the issue allows) and
+write byte-identical outputs (checked here). Printed and written to ``outputs/preprocess_benchmark.json``:
+
+- rows/s of each path (raw rows in, big + small, over the stage's wall time) and the ratio Ray / plain
+  (goal: Ray Data within 1.5x of the plain pass, i.e. ``ray_seconds / local_seconds <= 1.5``);
+- peak memory of each path as the summed PSS of the driver and every Ray process it started (raylet, GCS,
+  workers, object store pages), sampled every 0.2 s, against the CSV size (goal: < 3x data size); also the
+  growth during the run (peak minus the PSS just before: excludes the interpreter, imports and the idle
+  cluster, which dominate at small scale) and the idle Ray cluster's PSS.
+
+Usage::
+
+    python -m benchmarks.preprocess_throughput                 # full scale (minutes; heavy on 2 cores)
+    python -m benchmarks.preprocess_throughput --scale 0.05    # smoke run on ~5% of the users
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+
+from graphrec_ray.data.config import PreprocessConfig
+from graphrec_ray.data.preprocess import SOURCES, prepare_inputs, preprocess_local
+
+FULL_USERS, FULL_SMALL_USERS = 7176, 1411
+
+
+class PeakPss:
+    """Sample the summed PSS of this process and all its descendants in a background thread."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def sample() -> int:
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_full_info().pss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakPss":
+        self.peak = self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.sample())
+
+
+def ensure_data(data_dir: Path, scale: float) -> None:
+    """Generate the simulated dataset into ``data_dir`` once (``full`` preset, users scaled by ``scale``)."""
+    if (data_dir / "big_matrix.csv").is_file() and (data_dir / "small_matrix.csv").is_file():
+        return
+    from graphrec_ray.data.simulator import SimulatorConfig, simulate
+
+    kw: dict[str, Any] = {}
+    if scale < 1.0:
+        kw = {"n_users": max(10, round(FULL_USERS * scale)), "small_users": max(5, round(FULL_SMALL_USERS * scale))}
+    print(f"generating simulator data (preset full, scale {scale}) into {data_dir} ...", flush=True)
+    simulate(SimulatorConfig(preset="full", **kw), data_dir, progress=True)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, int, int, Any]:
+    """``(seconds, peak PSS, PSS just before, result)`` of ``fn()``."""
+    base = PeakPss.sample()
+    with PeakPss() as mem:
+        t0 = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - t0
+    return seconds, mem.peak, base, out
+
+
+def same_files(a: Path, b: Path) -> bool:
+    names = sorted(p.name for p in a.iterdir())
+    return names == sorted(p.name for p in b.iterdir()) and all(
+        (a / n).read_bytes() == (b / n).read_bytes() for n in names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="fraction of the full preset's users (default 1.0)")
+    p.add_argument("--data-dir", default=None, help="default: data/sim_full, or data/sim_scale<scale>")
+    p.add_argument("--num-cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray cluster")
+    p.add_argument("--reps", type=int, default=1, help="alternating (plain, Ray) repetitions; best of each")
+    p.add_argument("--out", default="outputs/preprocess_benchmark.json")
+    args = p.parse_args(argv)
+    data_dir = Path(args.data_dir or ("data/sim_full" if args.scale >= 1.0 else f"data/sim_scale{args.scale:g}"))
+    ensure_data(data_dir, args.scale)
+    csv_bytes = sum((data_dir / s).stat().st_size for s in SOURCES)
+    load_start = os.getloadavg()
+
+    work = Path(tempfile.mkdtemp(prefix="graphrec_bench_"))
+    cfg = PreprocessConfig(data_dir=str(data_dir), cache_dir=str(work / "cache"))
+    t0 = time.perf_counter()
+    caches = prepare_inputs(cfg, progress=True)
+    convert_s = time.perf_counter() - t0
+    rows_in = sum(c.n_rows for c in caches.values())
+    print(f"data: {rows_in:,} rows, {csv_bytes / 2**30:.2f} GiB CSV; one-time CSV->Parquet cache {convert_s:.1f}s",
+          flush=True)
+
+    import ray
+
+    from jobs.preprocess import run as run_job
+
+    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    time.sleep(2.0)
+    ray_idle_pss = PeakPss.sample()
+    local_runs, ray_runs = [], []
+    try:
+        for rep in range(args.reps):
+            s, peak, base, _ = timed(lambda: preprocess_local(cfg, work / "local" / "preprocess"))
+            local_runs.append({"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base})
+            print(f"[{rep}] plain pyarrow pass: {s:.1f}s  {rows_in / s:,.0f} rows/s  peak {peak / 2**30:.2f} GiB "
+                  f"(incl. the idle Ray cluster)", flush=True)
+            s, peak, base, _ = timed(lambda: run_job(cfg, work / "ray", progress=False, track=False))
+            ray_runs.append({"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base})
+            print(f"[{rep}] Ray Data job:       {s:.1f}s  {rows_in / s:,.0f} rows/s  peak {peak / 2**30:.2f} GiB",
+                  flush=True)
+        identical = same_files(work / "local" / "preprocess", work / "ray" / "preprocess")
+    finally:
+        ray.shutdown()
+    # the plain pass alone, without the Ray cluster in the process tree
+    s, peak_alone, base_alone, _ = timed(lambda: preprocess_local(cfg, work / "local2" / "preprocess"))
+    local_runs.append({"seconds": s, "peak_pss_bytes": peak_alone, "pss_before_bytes": base_alone,
+                       "ray_cluster_down": True})
+    print(f"plain pass, Ray shut down: {s:.1f}s  peak {peak_alone / 2**30:.2f} GiB "
+          f"(process before: {base_alone / 2**30:.2f} GiB)", flush=True)
+
+    best_local = min(r["seconds"] for r in local_runs)
+    best_ray = min(r["seconds"] for r in ray_runs)
+    ray_peak = max(r["peak_pss_bytes"] for r in ray_runs)
+    ray_base = min(r["pss_before_bytes"] for r in ray_runs)
+    result = {
+        "data_dir": str(data_dir), "scale": args.scale, "rows_in": rows_in, "csv_bytes": csv_bytes,
+        "rows_in_per_source": {s: c.n_rows for s, c in caches.items()},
+        "one_time_csv_to_parquet_seconds": round(convert_s, 2),
+        "local_seconds_best": round(best_local, 2), "ray_seconds_best": round(best_ray, 2),
+        "local_rows_per_s": round(rows_in / best_local), "ray_rows_per_s": round(rows_in / best_ray),
+        "ratio_ray_over_local_seconds": round(best_ray / best_local, 3),
+        "goal_ratio_max": 1.5,
+        "ray_seconds_first_run": round(ray_runs[0]["seconds"], 2),
+        "local_peak_pss_bytes_alone": peak_alone, "local_pss_before_bytes": base_alone,
+        "ray_peak_pss_bytes": ray_peak, "ray_idle_cluster_pss_bytes": ray_idle_pss,
+        "local_peak_over_data": round(peak_alone / csv_bytes, 3),
+        "ray_peak_over_data": round(ray_peak / csv_bytes, 3),
+        "ray_peak_minus_idle_over_data": round((ray_peak - ray_idle_pss) / csv_bytes, 3),
+        "local_growth_over_data": round((peak_alone - base_alone) / csv_bytes, 3),
+        "ray_growth_over_data": round((ray_peak - ray_base) / csv_bytes, 3),
+        "goal_peak_over_data_max": 3.0,
+        "outputs_identical": identical,
+        "runs": {"local": local_runs, "ray": ray_runs},
+        "machine": {"cpus": os.cpu_count(), "ray_num_cpus": args.num_cpus, "python": platform.python_version(),
+                    "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+                    "note": "shared machine: other processes compete for the CPUs (see loadavg)"},
+    }
+    print(f"\nrows/s  plain {result['local_rows_per_s']:,}  Ray Data {result['ray_rows_per_s']:,}  "
+          f"time ratio Ray/plain {result['ratio_ray_over_local_seconds']:.2f} (goal <= 1.5)")
+    print(f"peak memory / CSV size  plain {result['local_peak_over_data']:.2f}  Ray {result['ray_peak_over_data']:.2f} "
+          f"(growth during the run: plain {result['local_growth_over_data']:.2f}, Ray "
+          f"{result['ray_growth_over_data']:.2f}; goal < 3)  "
+          f"identical outputs: {identical}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
