@@ -58,7 +58,7 @@ def synthetic_events(n: int, seed: int = 1) -> Events:
 
 def train_throughput(builder: FeatureBuilder, events: Events, cfg: RankingConfig, names: tuple[str, ...]) -> float:
     """Samples per second of one epoch training the models ``names`` side by side (features built once per batch)."""
-    models = {n: m for n, m in build_models(cfg, builder.dim).items() if n in names}
+    models = {n: m for n, m in build_models(cfg, builder.dim, *builder.n_ids).items() if n in names}
     fit_input_norms(models, builder, events, 20_000, seed=0)
     opts = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr) for n, m in models.items()}
     warm = events.take(slice(0, cfg.batch_size * 2))
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     mmoe_sps = train_throughput(builder, events, cfg, ("mmoe",))
     pair_sps = train_throughput(builder, events, cfg, ("click", "value"))
 
-    model = build_models(cfg, builder.dim)["mmoe"]
+    model = build_models(cfg, builder.dim, *builder.n_ids)["mmoe"]
     fit_input_norms({"mmoe": model}, builder, events, 20_000, seed=0)
     bundle = RankerBundle(builder, model, PlattCalibrator(0.9, -0.1), "bench")
     rng = np.random.default_rng(2)
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             for i in cands:
                 x = torch.from_numpy(bundle.features(17, np.array([i]), ctx))
-                model(x)
+                model(x, torch.tensor([17]), torch.tensor([i]))
 
     fast = latencies(lambda: bundle.score(17, cands, ctx), args.repeats)
     slow = latencies(naive, max(20, args.repeats // 50))

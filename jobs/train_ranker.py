@@ -63,7 +63,7 @@ def train_loop(config: dict[str, Any]) -> None:
     builder = FeatureBuilder.load(prepared)
     train, val = Events.load(prepared / "train.npz"), Events.load(prepared / "val_sample.npz")
     rank, ws = world_rank(), world_size()
-    models = build_models(cfg, builder.dim)
+    models = build_models(cfg, builder.dim, *builder.n_ids)
     fit_input_norms(models, builder, train, cfg.norm_sample_rows, cfg.seed)
     optimizers = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
                   for n, m in models.items()}
@@ -161,7 +161,7 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
     if state is None:
         raise RuntimeError("Ray Train finished without a checkpoint")
     t_train = time.perf_counter() - t0 - t_prep
-    models = build_models(cfg, builder.dim)
+    models = build_models(cfg, builder.dim, *builder.n_ids)
     for n, m in models.items():
         m.load_state_dict(state["best"][n])
     preds = {s: predict(models, builder, events[s]) for s in ("val", "test", "eval_small")}

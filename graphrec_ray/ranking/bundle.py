@@ -35,10 +35,12 @@ def save_model(model: MMoE, hparams: dict, path: str | Path) -> None:
 
 def load_model(path: str | Path) -> MMoE:
     """Rebuild the MMoE from ``model.pt`` in eval mode."""
+    from graphrec_ray.ranking.train import make_model
+
     blob = torch.load(path, map_location="cpu", weights_only=True)
-    h = blob["hparams"]
-    model = MMoE(h["in_dim"], h["n_experts"], tuple(h["expert_hidden"]), tuple(h["tower_hidden"]), h["n_tasks"])
+    model = make_model("mmoe", blob["hparams"])
     model.load_state_dict(blob["state_dict"])
+    assert isinstance(model, MMoE)
     return model.eval()
 
 
@@ -55,6 +57,8 @@ class RankerBundle:
     def __init__(self, builder: FeatureBuilder, model: MMoE, calibrator: Calibrator, version: str) -> None:
         if model.in_dim != builder.dim:
             raise DataError(f"model expects {model.in_dim} features, the feature builder makes {builder.dim}")
+        if model.ids.dim and (model.ids.user.num_embeddings, model.ids.item.num_embeddings) != builder.n_ids:
+            raise DataError(f"model id tables do not match the run's id maps {builder.n_ids}")
         self.builder, self.model, self.calibrator, self.version = builder, model.eval(), calibrator, version
 
     @classmethod
@@ -104,7 +108,8 @@ class RankerBundle:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
         x = torch.from_numpy(self.features(user_idx, item_idx, ctx, user_emb))
         with torch.inference_mode():
-            out = self.model(x).numpy()
+            out = self.model(x, torch.full((item_idx.size,), int(user_idx), dtype=torch.int64),
+                             torch.from_numpy(item_idx)).numpy()
         p = np.clip(self.calibrator.predict(out[:, CLICK]), 0.0, 1.0).astype(np.float32)
         return p, out[:, VALUE].astype(np.float32)
 

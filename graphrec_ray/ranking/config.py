@@ -16,6 +16,7 @@ class RankingConfig:
     n_experts: int = 4  # shared experts; Ma et al. use a handful, more buys little on ~200 features
     expert_hidden: tuple[int, ...] = (64, 32)  # ReLU widths of each expert; keeps 500-candidate scoring ~1 ms
     tower_hidden: tuple[int, ...] = (16,)  # ReLU widths of each task tower before its scalar output
+    id_embedding_dim: int = 16  # learned user/item id embeddings per id (0 = off): per-user/item effects from labels
     dropout: float = 0.0  # dropout in experts/towers; millions of samples, few epochs: not needed
     click_weight: float = 1.0  # weight of the click BCE in the multi-task loss
     value_weight: float = 1.0  # weight of the value MSE (log1p(watch_ratio) is O(1), same scale as BCE)

@@ -62,6 +62,21 @@ DAILY_RATIOS = (("play_cnt", "show_cnt"), ("complete_play_cnt", "play_cnt"), ("v
 DAILY_WIDTH = len(DAILY_COUNTS) + len(DAILY_RATIOS) + 1
 CONTEXT_WIDTH = 12
 FEATURE_SPEC_VERSION = 1
+#: One line per block, copied into ``feature_spec.json`` (see the table in the module docstring).
+BLOCK_DOCS = {
+    "user_emb": "retrieval user embedding (or the user_emb passed at serving)",
+    "user_profile": "user_features.csv: one-hot user_active_degree (active_degree_vocab); is_lowactive_period, "
+                    "is_live_streamer, is_video_author; log1p follow/fans/friend_user_num, register_days; "
+                    "onehot_feat0..17 / user_code_max; profile-present flag",
+    "item_emb": "retrieval item embedding",
+    "item_static": "log1p(median video_duration in seconds); category multi-hot (category_vocab)",
+    "item_daily": "item_daily_features.csv as of the latest date strictly before the event's local (UTC+8) date: "
+                  "log1p show/play/like/comment/share counts; play/show, complete_play/play, valid_play/play, "
+                  "like/play clipped to [0,1]; stats-present flag",
+    "cross": "inner product user_emb . item_emb (retrieval score)",
+    "context": "UTC+8 hour of day sin, cos; day-of-week one-hot (Mon..Sun); log1p(position in session); "
+               "log1p(seconds since last view, 0 if unknown); previous-view-known flag",
+}
 
 
 def local_epoch_day(timestamp: np.ndarray) -> np.ndarray:
@@ -163,7 +178,8 @@ class FeatureSpec:
                 "category_vocab": list(self.category_vocab), "active_degree_vocab": list(self.active_degree_vocab),
                 "user_code_max": list(self.user_code_max), "first_day": self.first_day, "n_days": self.n_days,
                 "session_gap_s": self.session_gap_s, "local_utc_offset_s": LOCAL_UTC_OFFSET_S,
-                "blocks": [{"name": n, "start": s, "end": e, "width": e - s} for n, s, e in self.blocks]}
+                "blocks": [{"name": n, "start": s, "end": e, "width": e - s, "content": BLOCK_DOCS[n]}
+                           for n, s, e in self.blocks]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":
@@ -333,6 +349,11 @@ class FeatureBuilder:
     @property
     def dim(self) -> int:
         return self.spec.dim
+
+    @property
+    def n_ids(self) -> tuple[int, int]:
+        """``(n_users, n_items)`` of the tables (sizes of the id spaces)."""
+        return int(self.user_emb.shape[0]), int(self.item_table.shape[0])
 
     _ARRAYS = ("user_emb", "user_profile", "item_table", "item_daily")
 

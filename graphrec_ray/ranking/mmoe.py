@@ -1,6 +1,7 @@
 """Multi-gate Mixture-of-Experts ranker (Ma et al., KDD 2018, https://doi.org/10.1145/3219819.3220007).
 
-For input ``x`` (standardised by :class:`InputNorm`), ``E`` shared experts ``f_e`` and one softmax
+For input ``x`` (features standardised by :class:`InputNorm`, concatenated with learned user/item id
+embeddings when ``id_dim > 0``), ``E`` shared experts ``f_e`` and one softmax
 gate per task ``t``::
 
     g_t(x) = softmax(W_t x)                    # (E,), sums to one
@@ -27,7 +28,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from graphrec_ray.ranking.layers import InputNorm, mlp
+from graphrec_ray.ranking.layers import IdEmbeddings, InputNorm, mlp
 
 CLICK, VALUE = 0, 1  # task order of the outputs
 
@@ -77,20 +78,27 @@ class MMoE(nn.Module):
         tower_hidden: ReLU widths of each task tower before its scalar output (default ``(16,)``).
         n_tasks: number of tasks ``T`` (default 2: click, value).
         dropout: dropout in experts and towers (default 0).
+        n_users, n_items, id_dim: learned id embeddings of width ``id_dim`` per id (default 0 = none);
+            with ``id_dim > 0`` :meth:`forward` needs ``user_idx`` and ``item_idx``.
     """
 
     def __init__(self, in_dim: int, n_experts: int = 4, expert_hidden: Sequence[int] = (64, 32),
-                 tower_hidden: Sequence[int] = (16,), n_tasks: int = 2, dropout: float = 0.0) -> None:
+                 tower_hidden: Sequence[int] = (16,), n_tasks: int = 2, dropout: float = 0.0, n_users: int = 0,
+                 n_items: int = 0, id_dim: int = 0) -> None:
         super().__init__()
         self.in_dim, self.n_experts, self.n_tasks = in_dim, n_experts, n_tasks
         self.norm = InputNorm(in_dim)
-        self.experts = ParallelExperts(in_dim, n_experts, expert_hidden, dropout)
-        self.gates = nn.Linear(in_dim, n_tasks * n_experts)
+        self.ids = IdEmbeddings(n_users, n_items, id_dim)
+        width = in_dim + self.ids.out_dim
+        self.experts = ParallelExperts(width, n_experts, expert_hidden, dropout)
+        self.gates = nn.Linear(width, n_tasks * n_experts)
         self.towers = nn.ModuleList([mlp(expert_hidden[-1], tower_hidden, 1, dropout) for _ in range(n_tasks)])
 
-    def forward(self, x: torch.Tensor, return_gates: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``(B, D) -> (B, T)`` task outputs (column 0 click logit, column 1 value); with gates ``(B, T, E)``."""
-        z = self.norm(x)
+    def forward(self, x: torch.Tensor, user_idx: torch.Tensor | None = None, item_idx: torch.Tensor | None = None,
+                return_gates: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(B, D)`` features (+ ``(B,)`` ids) ``-> (B, T)`` outputs (column 0 click logit, column 1 value);
+        with ``return_gates`` also the gates ``(B, T, E)``."""
+        z = torch.cat([self.norm(x), self.ids(user_idx, item_idx, x.shape[0])], dim=1)
         experts = self.experts(z)  # (B, E, H)
         gates = torch.softmax(self.gates(z).view(-1, self.n_tasks, self.n_experts), dim=-1)  # (B, T, E)
         mixed = torch.bmm(gates, experts)  # (B, T, H)

@@ -1,7 +1,7 @@
 """Single-task baselines: one MLP per task on the same features, with the MMoE's parameter budget.
 
 "Same budget" here means: the click MLP and the value MLP each have (about) half of the MMoE's
-trainable parameters, so the pair together costs what the one MMoE costs, and both are trained
+dense (non-embedding) trainable parameters and the same id embeddings, so the pair together costs what the one MMoE costs, and both are trained
 with the same optimiser, batches and epochs.
 
 Example::
@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from graphrec_ray.ranking.layers import InputNorm, mlp
+from graphrec_ray.ranking.layers import IdEmbeddings, InputNorm, mlp
 
 
 class SingleTaskMLP(nn.Module):
@@ -28,17 +28,22 @@ class SingleTaskMLP(nn.Module):
         in_dim: feature width ``D``.
         hidden: ReLU widths (default ``(128, 64, 16)``).
         dropout: dropout after each hidden layer (default 0).
+        n_users, n_items, id_dim: learned id embeddings as in :class:`~graphrec_ray.ranking.mmoe.MMoE`.
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (128, 64, 16), dropout: float = 0.0) -> None:
+    def __init__(self, in_dim: int, hidden: Sequence[int] = (128, 64, 16), dropout: float = 0.0, n_users: int = 0,
+                 n_items: int = 0, id_dim: int = 0) -> None:
         super().__init__()
         self.in_dim, self.hidden = in_dim, tuple(hidden)
         self.norm = InputNorm(in_dim)
-        self.net = mlp(in_dim, hidden, 1, dropout)
+        self.ids = IdEmbeddings(n_users, n_items, id_dim)
+        self.net = mlp(in_dim + self.ids.out_dim, hidden, 1, dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, D) -> (B,)``."""
-        return self.net(self.norm(x)).squeeze(-1)
+    def forward(self, x: torch.Tensor, user_idx: torch.Tensor | None = None,
+                item_idx: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, D)`` features (+ ``(B,)`` ids) ``-> (B,)``."""
+        z = torch.cat([self.norm(x), self.ids(user_idx, item_idx, x.shape[0])], dim=1)
+        return self.net(z).squeeze(-1)
 
 
 def budget_hidden(in_dim: int, budget: int, shape: Sequence[float] = (1.0, 0.5, 0.125)) -> tuple[int, ...]:

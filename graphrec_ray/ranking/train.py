@@ -27,15 +27,21 @@ from graphrec_ray.ranking.single_task import SingleTaskMLP, budget_hidden
 MODEL_NAMES = ("mmoe", "click", "value")
 
 
-def build_models(cfg: RankingConfig, in_dim: int, seed: int | None = None) -> dict[str, nn.Module]:
-    """The MMoE and (when ``cfg.train_baselines``) the two budget-matched single-task MLPs, seeded."""
+def build_models(cfg: RankingConfig, in_dim: int, n_users: int = 0, n_items: int = 0,
+                 seed: int | None = None) -> dict[str, nn.Module]:
+    """The MMoE and (when ``cfg.train_baselines``) the two budget-matched single-task MLPs, seeded.
+
+    ``n_users``/``n_items`` size the id embeddings (``cfg.id_embedding_dim``; ignored when it is 0).
+    """
     torch.manual_seed(cfg.seed if seed is None else seed)
-    mmoe = MMoE(in_dim, cfg.n_experts, cfg.expert_hidden, cfg.tower_hidden, 2, cfg.dropout)
+    k = cfg.id_embedding_dim if n_users > 0 and n_items > 0 else 0
+    mmoe = MMoE(in_dim, cfg.n_experts, cfg.expert_hidden, cfg.tower_hidden, 2, cfg.dropout, n_users, n_items, k)
     models: dict[str, nn.Module] = {"mmoe": mmoe}
     if cfg.train_baselines:
-        hidden = budget_hidden(in_dim, n_params(mmoe) // 2)
-        models["click"] = SingleTaskMLP(in_dim, hidden, cfg.dropout)
-        models["value"] = SingleTaskMLP(in_dim, hidden, cfg.dropout)
+        dense = n_params(mmoe) - n_params(mmoe.ids)
+        hidden = budget_hidden(in_dim + 2 * k, dense // 2)
+        models["click"] = SingleTaskMLP(in_dim, hidden, cfg.dropout, n_users, n_items, k)
+        models["value"] = SingleTaskMLP(in_dim, hidden, cfg.dropout, n_users, n_items, k)
     return models
 
 
@@ -44,20 +50,22 @@ def model_hparams(cfg: RankingConfig, models: dict[str, nn.Module]) -> dict[str,
     out: dict[str, dict] = {}
     for name, m in models.items():
         m = unwrap(m)
+        ids = {"n_users": m.ids.user.num_embeddings, "n_items": m.ids.item.num_embeddings, "id_dim": m.ids.dim}
         if isinstance(m, MMoE):
             out[name] = {"in_dim": m.in_dim, "n_experts": cfg.n_experts, "expert_hidden": list(cfg.expert_hidden),
-                         "tower_hidden": list(cfg.tower_hidden), "n_tasks": 2}
+                         "tower_hidden": list(cfg.tower_hidden), "n_tasks": 2, **ids}
         else:
-            out[name] = {"in_dim": m.in_dim, "hidden": list(m.hidden)}
+            out[name] = {"in_dim": m.in_dim, "hidden": list(m.hidden), **ids}
     return out
 
 
 def make_model(name: str, hparams: dict) -> nn.Module:
     """Rebuild a model from :func:`model_hparams` output (dropout off: inference)."""
+    ids = (hparams.get("n_users", 0), hparams.get("n_items", 0), hparams.get("id_dim", 0))
     if name == "mmoe":
         return MMoE(hparams["in_dim"], hparams["n_experts"], tuple(hparams["expert_hidden"]),
-                    tuple(hparams["tower_hidden"]), hparams["n_tasks"])
-    return SingleTaskMLP(hparams["in_dim"], tuple(hparams["hidden"]))
+                    tuple(hparams["tower_hidden"]), hparams["n_tasks"], 0.0, *ids)
+    return SingleTaskMLP(hparams["in_dim"], tuple(hparams["hidden"]), 0.0, *ids)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -120,10 +128,11 @@ def train_epoch(models: dict[str, nn.Module], optimizers: dict[str, torch.optim.
     for rows in batches:
         e = events.take(rows)
         x = torch.from_numpy(e.features(builder))
+        u, i = torch.from_numpy(e.user_idx.astype(np.int64)), torch.from_numpy(e.item_idx.astype(np.int64))
         yc, yv = torch.from_numpy(e.label_click), torch.from_numpy(e.label_value)
         for name in order:
             optimizers[name].zero_grad(set_to_none=True)
-            loss = _losses(name, models[name](x), yc, yv, cfg)
+            loss = _losses(name, models[name](x, u, i), yc, yv, cfg)
             loss.backward()
             optimizers[name].step()
             sums[name] += float(loss.detach())
@@ -145,9 +154,12 @@ def predict(models: dict[str, nn.Module], builder: FeatureBuilder, events: Event
         m.eval()
     parts: dict[str, list[np.ndarray]] = {}
     for s in range(0, len(events), batch_size):
-        x = torch.from_numpy(events.features(builder, slice(s, s + batch_size)))
+        sl = slice(s, s + batch_size)
+        x = torch.from_numpy(events.features(builder, sl))
+        u = torch.from_numpy(events.user_idx[sl].astype(np.int64))
+        i = torch.from_numpy(events.item_idx[sl].astype(np.int64))
         for name, m in models.items():
-            out = unwrap(m)(x)
+            out = unwrap(m)(x, u, i)
             if name == "mmoe":
                 parts.setdefault("mmoe_logit", []).append(out[:, CLICK].numpy())
                 parts.setdefault("mmoe_value", []).append(out[:, VALUE].numpy())

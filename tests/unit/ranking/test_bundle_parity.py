@@ -15,7 +15,8 @@ from graphrec_ray.manifest import write_manifest
 from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, RankerBundle, save_model
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.ranking.data import load_events, load_feature_builder
-from graphrec_ray.ranking.mmoe import MMoE
+from graphrec_ray.ranking.config import RankingConfig
+from graphrec_ray.ranking.train import build_models, model_hparams
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +26,9 @@ def trained_like_run(tiny_run: Path) -> Path:
     layout.ranking.mkdir(exist_ok=True)
     builder = load_feature_builder(tiny_run)
     builder.spec.save(layout.ranking / FEATURE_SPEC_FILE)
-    torch.manual_seed(0)
-    model = MMoE(builder.dim, 2, (8,), (4,))
-    save_model(model, {"in_dim": builder.dim, "n_experts": 2, "expert_hidden": [8], "tower_hidden": [4],
-                       "n_tasks": 2}, layout.ranker_model)
+    cfg = RankingConfig(n_experts=2, expert_hidden=(8,), tower_hidden=(4,), id_embedding_dim=3)
+    models = build_models(cfg, builder.dim, *builder.n_ids)
+    save_model(models["mmoe"], model_hparams(cfg, models)["mmoe"], layout.ranker_model)
     PlattCalibrator(a=0.7, b=-0.2).save(layout.calibrator)
     write_manifest(layout.ranking, "ranking", "test", ["model.pt", "calibrator.json", FEATURE_SPEC_FILE])
     return tiny_run
@@ -60,8 +60,10 @@ def test_bundle_scores_are_calibrated_model_outputs(trained_like_run: Path) -> N
     ctx = RequestContext(timestamp=1_594_000_000.0, position_in_session=2, seconds_since_last_view=40.0)
     p, v = bundle.score(3, items, ctx)
     assert p.shape == v.shape == items.shape and p.dtype == v.dtype == np.float32
+    assert bundle.model.ids.dim == 3
     with torch.no_grad():
-        out = bundle.model(torch.from_numpy(bundle.features(3, items, ctx))).numpy()
+        x = torch.from_numpy(bundle.features(3, items, ctx))
+        out = bundle.model(x, torch.full((items.size,), 3), torch.from_numpy(items)).numpy()
     np.testing.assert_allclose(p, sigmoid(0.7 * out[:, 0] - 0.2), rtol=1e-5)
     np.testing.assert_allclose(v, out[:, 1], rtol=1e-6)
     assert bundle.score(3, np.array([], dtype=np.int64), ctx)[0].shape == (0,)

@@ -52,8 +52,8 @@ def test_platt_calibrates_an_mmoe_trained_on_downsampled_negatives() -> None:
     val, _ = _events(truth, 40_000, 2)
     test, p_true = _events(truth, 60_000, 3)
     cfg = RankingConfig(n_experts=2, expert_hidden=(32, 16), tower_hidden=(8,), batch_size=1024, lr=5e-3,
-                        train_baselines=False)
-    models = build_models(cfg, builder.dim)
+                        train_baselines=False, id_embedding_dim=0)  # truth is a function of the features
+    models = build_models(cfg, builder.dim, *builder.n_ids)
     fit_input_norms(models, builder, train, 10_000, seed=0)
     opts = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr) for n, m in models.items()}
     first = None
