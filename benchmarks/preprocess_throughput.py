@@ -10,7 +10,10 @@ write byte-identical outputs (checked here). Printed and written to ``outputs/pr
 - peak memory of each path as the summed PSS of the driver and every Ray process it started (raylet, GCS,
   workers, object store pages), sampled every 0.2 s, against the CSV size (goal: < 3x data size); also the
   growth during the run (peak minus the PSS just before: excludes the interpreter, imports and the idle
-  cluster, which dominate at small scale) and the idle Ray cluster's PSS.
+  cluster, which dominate at small scale).
+
+Every measured run is a fresh subprocess (``--child``), so no run inherits memory an earlier one left in the
+allocator; the Ray child starts its local cluster before the clock starts.
 
 Usage::
 
@@ -25,6 +28,7 @@ import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -105,79 +109,101 @@ def same_files(a: Path, b: Path) -> bool:
         (a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--scale", type=float, default=1.0, help="fraction of the full preset's users (default 1.0)")
-    p.add_argument("--data-dir", default=None, help="default: data/sim_full, or data/sim_scale<scale>")
-    p.add_argument("--num-cpus", type=int, default=os.cpu_count(), help="CPUs of the local Ray cluster")
-    p.add_argument("--reps", type=int, default=1, help="alternating (plain, Ray) repetitions; best of each")
-    p.add_argument("--out", default="outputs/preprocess_benchmark.json")
-    args = p.parse_args(argv)
-    data_dir = Path(args.data_dir or ("data/sim_full" if args.scale >= 1.0 else f"data/sim_scale{args.scale:g}"))
-    ensure_data(data_dir, args.scale)
-    csv_bytes = sum((data_dir / s).stat().st_size for s in SOURCES)
-    load_start = os.getloadavg()
-
-    work = Path(tempfile.mkdtemp(prefix="graphrec_bench_"))
-    cfg = PreprocessConfig(data_dir=str(data_dir), cache_dir=str(work / "cache"))
-    t0 = time.perf_counter()
-    caches = prepare_inputs(cfg, progress=True)
-    convert_s = time.perf_counter() - t0
-    rows_in = sum(c.n_rows for c in caches.values())
-    print(f"data: {rows_in:,} rows, {csv_bytes / 2**30:.2f} GiB CSV; one-time CSV->Parquet cache {convert_s:.1f}s",
-          flush=True)
-
+def child(mode: str, data_dir: Path, out_dir: Path, num_cpus: int) -> dict[str, Any]:
+    """One measured run in a fresh process (no memory retained from an earlier run): ``local`` or ``ray``."""
+    cfg = PreprocessConfig(data_dir=str(data_dir))
+    if mode == "local":
+        s, peak, base, _ = timed(lambda: preprocess_local(cfg, out_dir))
+        return {"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base}
     import ray
 
     from jobs.preprocess import run as run_job
 
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    time.sleep(2.0)
-    ray_idle_pss = PeakPss.sample()
-    local_runs, ray_runs = [], []
+    time.sleep(2.0)  # let the cluster settle; its start-up is not part of the job
     try:
-        for rep in range(args.reps):
-            s, peak, base, _ = timed(lambda: preprocess_local(cfg, work / "local" / "preprocess"))
-            local_runs.append({"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base})
-            print(f"[{rep}] plain pyarrow pass: {s:.1f}s  {rows_in / s:,.0f} rows/s  peak {peak / 2**30:.2f} GiB "
-                  f"(incl. the idle Ray cluster)", flush=True)
-            s, peak, base, _ = timed(lambda: run_job(cfg, work / "ray", progress=False, track=False))
-            ray_runs.append({"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base})
-            print(f"[{rep}] Ray Data job:       {s:.1f}s  {rows_in / s:,.0f} rows/s  peak {peak / 2**30:.2f} GiB",
-                  flush=True)
-        identical = same_files(work / "local" / "preprocess", work / "ray" / "preprocess")
+        s, peak, base, _ = timed(lambda: run_job(cfg, out_dir.parent, progress=False, track=False))
     finally:
         ray.shutdown()
-    # the plain pass alone, without the Ray cluster in the process tree
-    s, peak_alone, base_alone, _ = timed(lambda: preprocess_local(cfg, work / "local2" / "preprocess"))
-    local_runs.append({"seconds": s, "peak_pss_bytes": peak_alone, "pss_before_bytes": base_alone,
-                       "ray_cluster_down": True})
-    print(f"plain pass, Ray shut down: {s:.1f}s  peak {peak_alone / 2**30:.2f} GiB "
-          f"(process before: {base_alone / 2**30:.2f} GiB)", flush=True)
+    return {"seconds": s, "peak_pss_bytes": peak, "pss_before_bytes": base}
+
+
+def run_child(mode: str, data_dir: Path, out_dir: Path, num_cpus: int) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "benchmarks.preprocess_throughput", "--child", mode, "--data-dir", str(data_dir),
+           "--child-out", str(out_dir), "--num-cpus", str(num_cpus)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} run failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scale", type=float, default=1.0, help="fraction of the full preset's users (default 1.0)")
+    p.add_argument("--data-dir", default=None, help="default: data/sim_full, or data/sim_scale<scale>")
+    p.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1, help="CPUs of the local Ray cluster")
+    p.add_argument("--reps", type=int, default=1, help="(plain, Ray) pairs, each run in a fresh process; best of each")
+    p.add_argument("--out", default="outputs/preprocess_benchmark.json")
+    p.add_argument("--child", choices=["local", "ray"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    data_dir = Path(args.data_dir or ("data/sim_full" if args.scale >= 1.0 else f"data/sim_scale{args.scale:g}"))
+    if args.child:
+        print(json.dumps(child(args.child, data_dir, Path(args.child_out), args.num_cpus)))
+        return 0
+    ensure_data(data_dir, args.scale)
+    csv_bytes = sum((data_dir / s).stat().st_size for s in SOURCES)
+    load_start = os.getloadavg()
+
+    cfg = PreprocessConfig(data_dir=str(data_dir))  # cache in <data_dir>/_parquet_cache: built once, reused
+    cache_existed = all((Path(cfg.data_dir) / "_parquet_cache" / Path(s).stem / "_stamp.json").is_file()
+                        for s in SOURCES)
+    t0 = time.perf_counter()
+    caches = prepare_inputs(cfg, progress=True)
+    convert_s = time.perf_counter() - t0
+    rows_in = sum(c.n_rows for c in caches.values())
+    print(f"data: {rows_in:,} rows, {csv_bytes / 2**30:.2f} GiB CSV; one-time CSV->Parquet cache {convert_s:.1f}s"
+          f"{' (already built)' if cache_existed else ''}", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="graphrec_bench_"))
+    local_runs, ray_runs = [], []
+    identical = True
+    try:
+        for rep in range(args.reps):
+            for mode, runs in (("local", local_runs), ("ray", ray_runs)):
+                r = run_child(mode, data_dir, work / f"{mode}{rep}" / "preprocess", args.num_cpus)
+                runs.append(r)
+                growth = (r["peak_pss_bytes"] - r["pss_before_bytes"]) / 2**30
+                print(f"[{rep}] {'plain pyarrow pass' if mode == 'local' else 'Ray Data job      '}: "
+                      f"{r['seconds']:.1f}s  {rows_in / r['seconds']:,.0f} rows/s  peak PSS "
+                      f"{r['peak_pss_bytes'] / 2**30:.2f} GiB (growth {growth:.2f} GiB)", flush=True)
+            identical &= same_files(work / f"local{rep}" / "preprocess", work / f"ray{rep}" / "preprocess")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
     best_local = min(r["seconds"] for r in local_runs)
     best_ray = min(r["seconds"] for r in ray_runs)
+    local_peak = max(r["peak_pss_bytes"] for r in local_runs)
     ray_peak = max(r["peak_pss_bytes"] for r in ray_runs)
-    ray_base = min(r["pss_before_bytes"] for r in ray_runs)
+    ray_before = min(r["pss_before_bytes"] for r in ray_runs)
+    local_before = min(r["pss_before_bytes"] for r in local_runs)
     result = {
         "data_dir": str(data_dir), "scale": args.scale, "rows_in": rows_in, "csv_bytes": csv_bytes,
         "rows_in_per_source": {s: c.n_rows for s, c in caches.items()},
-        "one_time_csv_to_parquet_seconds": round(convert_s, 2),
+        "one_time_csv_to_parquet_seconds": round(convert_s, 2), "cache_already_built": cache_existed,
         "local_seconds_best": round(best_local, 2), "ray_seconds_best": round(best_ray, 2),
         "local_rows_per_s": round(rows_in / best_local), "ray_rows_per_s": round(rows_in / best_ray),
         "ratio_ray_over_local_seconds": round(best_ray / best_local, 3),
         "goal_ratio_max": 1.5,
-        "ray_seconds_first_run": round(ray_runs[0]["seconds"], 2),
-        "local_peak_pss_bytes_alone": peak_alone, "local_pss_before_bytes": base_alone,
-        "ray_peak_pss_bytes": ray_peak, "ray_idle_cluster_pss_bytes": ray_idle_pss,
-        "local_peak_over_data": round(peak_alone / csv_bytes, 3),
+        "local_peak_pss_bytes": local_peak, "ray_peak_pss_bytes": ray_peak,
+        "ray_pss_before_bytes": ray_before, "local_pss_before_bytes": local_before,
+        "local_peak_over_data": round(local_peak / csv_bytes, 3),
         "ray_peak_over_data": round(ray_peak / csv_bytes, 3),
-        "ray_peak_minus_idle_over_data": round((ray_peak - ray_idle_pss) / csv_bytes, 3),
-        "local_growth_over_data": round((peak_alone - base_alone) / csv_bytes, 3),
-        "ray_growth_over_data": round((ray_peak - ray_base) / csv_bytes, 3),
+        "local_growth_over_data": round((local_peak - local_before) / csv_bytes, 3),
+        "ray_growth_over_data": round((ray_peak - ray_before) / csv_bytes, 3),
         "goal_peak_over_data_max": 3.0,
         "outputs_identical": identical,
         "runs": {"local": local_runs, "ray": ray_runs},
@@ -187,15 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"\nrows/s  plain {result['local_rows_per_s']:,}  Ray Data {result['ray_rows_per_s']:,}  "
           f"time ratio Ray/plain {result['ratio_ray_over_local_seconds']:.2f} (goal <= 1.5)")
-    print(f"peak memory / CSV size  plain {result['local_peak_over_data']:.2f}  Ray {result['ray_peak_over_data']:.2f} "
+    print(f"peak PSS / CSV size  plain {result['local_peak_over_data']:.2f}  Ray {result['ray_peak_over_data']:.2f} "
           f"(growth during the run: plain {result['local_growth_over_data']:.2f}, Ray "
-          f"{result['ray_growth_over_data']:.2f}; goal < 3)  "
-          f"identical outputs: {identical}")
+          f"{result['ray_growth_over_data']:.2f}; goal < 3)  identical outputs: {identical}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
-    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
