@@ -73,6 +73,9 @@ def train_loop(config: dict[str, Any]) -> None:
     history: list[dict[str, float]] = []
     start = 0
     state = load_checkpoint()
+    if state is not None and state.get("fingerprint") != config["fingerprint"]:
+        raise RuntimeError("the checkpoint of this Ray Train run was made from other inputs or another model config; "
+                           "use another --name (the default name already differs per input)")
     if state is not None:  # resume
         for n, m in models.items():
             m.load_state_dict(state["models"][n])
@@ -88,7 +91,8 @@ def train_loop(config: dict[str, Any]) -> None:
     for epoch in range(start, cfg.epochs):
         if not active:
             break
-        tr = train_epoch(wrapped, optimizers, builder, train, cfg, epoch, active, rank, ws, progress=rank == 0)
+        tr = train_epoch(wrapped, optimizers, builder, train, cfg, epoch, active, rank, ws,
+                         progress=bool(config.get("progress")) and rank == 0)
         vs = validation_scores(predict(models, builder, val), val, cfg)
         for n in sorted(active):
             if stoppers[n].update(-vs[f"val_loss/{n}"]):
@@ -100,7 +104,7 @@ def train_loop(config: dict[str, Any]) -> None:
         history.append(metrics)
         last = epoch == cfg.epochs - 1 or not active
         save = last or (epoch + 1) % tc.checkpoint_every == 0
-        state = {"epoch": epoch, "models": {n: m.state_dict() for n, m in models.items()},
+        state = {"fingerprint": config["fingerprint"], "epoch": epoch, "models": {n: m.state_dict() for n, m in models.items()},
                  "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                  "stoppers": {n: s.state_dict() for n, s in stoppers.items()}, "best": best,
                  "history": history, "hparams": model_hparams(cfg, models)} if save else None
@@ -123,6 +127,22 @@ def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureB
     return builder, events, prepared
 
 
+def fingerprint(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> str:
+    """16-hex hash of what the trained models depend on: the preprocess outputs (manifest checksums), the
+    retrieval embeddings, the raw data folder and the model config, but not the schedule (``epochs``,
+    ``trainer``, ``torch_threads``), so a run continued with more epochs still resumes."""
+    import hashlib
+
+    from graphrec_ray.manifest import sha256_file
+
+    layout = RunLayout(run_dir)
+    model_cfg = {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "trainer", "torch_threads")}
+    parts = [json.dumps(model_cfg, sort_keys=True), str(data_dir),
+             json.dumps(json.loads((layout.preprocess / "manifest.json").read_text()).get("files", {}), sort_keys=True),
+             sha256_file(layout.user_embeddings), sha256_file(layout.item_embeddings)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def _p_true(data_dir: Path, run_dir: Path, events: Events) -> np.ndarray | None:
     """True click probabilities of ``events`` when ``data_dir`` is simulator data (has ground truth)."""
     from graphrec_ray.data.ground_truth import GT_DIR, GroundTruth
@@ -136,12 +156,13 @@ def _p_true(data_dir: Path, run_dir: Path, events: Events) -> np.ndarray | None:
 
 
 def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, progress: bool = True,
-        track: bool = True, storage_path: Path | None = None, name: str = "ranker") -> dict[str, Any]:
+        track: bool = True, storage_path: Path | None = None, name: str | None = None) -> dict[str, Any]:
     """Train, calibrate and evaluate the ranker for ``run_dir``; returns a summary (metrics rows, paths, timings).
 
     Args:
         storage_path: Ray Train storage (checkpoints); default ``run_dir/ranking/ray_train``.
-        name: Ray Train run name; the same (storage_path, name) resumes an interrupted run.
+        name: Ray Train run name; the same (storage_path, name) resumes an interrupted run. Default
+            ``ranker-<fingerprint>``: rerunning with the same inputs resumes, changed inputs start afresh.
     """
     from jobs.ray_train import fit, result_state
 
@@ -153,10 +174,11 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
     t0 = time.perf_counter()
     builder, events, prepared = prepare(cfg, run_dir, data_dir)
     t_prep = time.perf_counter() - t0
+    fp = fingerprint(cfg, run_dir, data_dir)
     if cfg.trainer.num_workers > 0:
         init_ray(ray_address)
-    result = fit(train_loop, {"cfg": to_dict(cfg), "prepared_dir": str(prepared)}, cfg.trainer,
-                 storage_path or out / "ray_train", name)
+    loop_config = {"cfg": to_dict(cfg), "prepared_dir": str(prepared), "progress": progress, "fingerprint": fp}
+    result = fit(train_loop, loop_config, cfg.trainer, storage_path or out / "ray_train", name or f"ranker-{fp}")
     state = result_state(result)
     if state is None:
         raise RuntimeError("Ray Train finished without a checkpoint")
@@ -197,7 +219,7 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
     history = state["history"]
     (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     write_manifest(out, "ranking", config_hash(cfg), files,
-                   extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "calibration": cfg.calibration,
+                   extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp, "calibration": cfg.calibration,
                           "epochs_run": len(history), "rows": {s: len(e) for s, e in events.items()}})
     summary = {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
                "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},
@@ -226,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p = make_parser("graphrec train-ranker", "Train the MMoE ranker on Ray Train, calibrate it and report metrics.",
                     DEFAULT_CONFIG)
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    p.add_argument("--name", default="ranker", help="Ray Train run name; rerun with the same name to resume")
+    p.add_argument("--name", default=None,
+                   help="Ray Train run name (default ranker-<input fingerprint>); the same name resumes")
     args = p.parse_args(argv)
     cfg = load_stage_config(RankingConfig, args)
     summary = run(cfg, Path(args.run_dir), ray_address=args.ray_address, track=not args.no_mlflow, name=args.name)
