@@ -16,7 +16,8 @@ Steps (driver):
    manifest; log everything to MLflow.
 
 Run: ``graphrec train-ranker --run-dir runs/demo`` or
-``ray job submit --working-dir . -- python -m jobs.train_ranker --config configs/ranking.yaml --run-dir /abs/runs/demo``.
+``ray job submit --working-dir . -- python -m jobs.train_ranker --config configs/ranking.yaml
+--run-dir /abs/runs/demo``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def train_loop(config: dict[str, Any]) -> None:
         history.append(metrics)
         last = epoch == cfg.epochs - 1 or not active
         save = last or (epoch + 1) % tc.checkpoint_every == 0
-        state = {"fingerprint": config["fingerprint"], "epoch": epoch, "models": {n: m.state_dict() for n, m in models.items()},
+        state = {"fingerprint": config["fingerprint"], "epoch": epoch,
+                 "models": {n: m.state_dict() for n, m in models.items()},
                  "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
                  "stoppers": {n: s.state_dict() for n, s in stoppers.items()}, "best": best,
                  "history": history, "hparams": model_hparams(cfg, models)} if save else None
@@ -219,7 +221,8 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
     history = state["history"]
     (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     write_manifest(out, "ranking", config_hash(cfg), files,
-                   extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp, "calibration": cfg.calibration,
+                   extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp,
+                          "calibration": cfg.calibration,
                           "epochs_run": len(history), "rows": {s: len(e) for s, e in events.items()}})
     summary = {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
                "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},

@@ -106,6 +106,9 @@ class RankerBundle:
         item_idx = np.asarray(item_idx, dtype=np.int64).reshape(-1)
         if item_idx.size == 0:
             return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        n_users, n_items = self.builder.n_ids
+        if not 0 <= int(user_idx) < n_users or item_idx.min() < 0 or item_idx.max() >= n_items:
+            raise IndexError(f"user_idx must be in [0, {n_users}) and item_idx in [0, {n_items})")
         x = torch.from_numpy(self.features(user_idx, item_idx, ctx, user_emb))
         with torch.inference_mode():
             out = self.model(x, torch.full((item_idx.size,), int(user_idx), dtype=torch.int64),

@@ -85,7 +85,7 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "Ranking metrics") -> s
 
 def true_click_prob(prob_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], user_ids: np.ndarray,
                     video_ids: np.ndarray, chunk_users: int = 512) -> np.ndarray:
-    """Per-event true click probability ``(N,)`` from a dense-block oracle ``prob_fn(users (U,), items (I,)) -> (U, I)``.
+    """Per-event true click probability ``(N,)`` from a dense oracle ``prob_fn(users (U,), items (I,)) -> (U, I)``.
 
     Events are grouped by chunks of ``chunk_users`` distinct users so each oracle block stays small
     (e.g. ``GroundTruth.p_click`` of the simulator, on raw ids).

@@ -88,9 +88,9 @@ def local_epoch_day(timestamp: np.ndarray) -> np.ndarray:
 
 def yyyymmdd_to_epoch_day(date: np.ndarray) -> np.ndarray:
     """``(N,)`` integer dates like 20200705 to days since 1970-01-01."""
-    d = np.asarray(date, dtype=np.int64)
-    iso = np.array([f"{x // 10000:04d}-{x // 100 % 100:02d}-{x % 100:02d}" for x in d], dtype="datetime64[D]")
-    return iso.astype(np.int64)
+    uniq, inverse = np.unique(np.asarray(date, dtype=np.int64), return_inverse=True)
+    iso = np.array([f"{x // 10000:04d}-{x // 100 % 100:02d}-{x % 100:02d}" for x in uniq], dtype="datetime64[D]")
+    return iso.astype(np.int64)[inverse.reshape(-1)]
 
 
 def parse_categories(value: Any) -> list[int]:

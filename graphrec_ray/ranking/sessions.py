@@ -19,7 +19,8 @@ import numpy as np
 UNKNOWN_GAP = -1.0  # seconds_since_last_view of a user's first view (or of a view without timestamp)
 
 
-def session_context(user_idx: np.ndarray, timestamp: np.ndarray, gap_s: float = 1800.0) -> tuple[np.ndarray, np.ndarray]:
+def session_context(user_idx: np.ndarray, timestamp: np.ndarray,
+                    gap_s: float = 1800.0) -> tuple[np.ndarray, np.ndarray]:
     """Position in session and seconds since last view for ``(N,)`` events in any order.
 
     Events are ordered per user by timestamp (ties keep input order). A view whose previous view

@@ -1,8 +1,8 @@
 """Single-task baselines: one MLP per task on the same features, with the MMoE's parameter budget.
 
 "Same budget" here means: the click MLP and the value MLP each have (about) half of the MMoE's
-dense (non-embedding) trainable parameters and the same id embeddings, so the pair together costs what the one MMoE costs, and both are trained
-with the same optimiser, batches and epochs.
+dense (non-embedding) trainable parameters and the same id embeddings, so the pair's dense part costs
+what the one MMoE's costs, and both are trained with the same optimiser, batches and epochs.
 
 Example::
 

@@ -67,3 +67,15 @@ def test_bundle_scores_are_calibrated_model_outputs(trained_like_run: Path) -> N
     np.testing.assert_allclose(p, sigmoid(0.7 * out[:, 0] - 0.2), rtol=1e-5)
     np.testing.assert_allclose(v, out[:, 1], rtol=1e-6)
     assert bundle.score(3, np.array([], dtype=np.int64), ctx)[0].shape == (0,)
+
+
+def test_bundle_rejects_indices_outside_the_maps(trained_like_run: Path) -> None:
+    bundle = RankerBundle.load(trained_like_run, torch_threads=0)
+    n_users, n_items = bundle.builder.n_ids
+    ctx = RequestContext(timestamp=1_594_000_000.0)
+    with pytest.raises(IndexError):
+        bundle.score(n_users, np.array([0]), ctx)
+    with pytest.raises(IndexError):
+        bundle.score(0, np.array([0, n_items]), ctx)
+    with pytest.raises(IndexError):
+        bundle.score(0, np.array([-1]), ctx)
