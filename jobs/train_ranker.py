@@ -15,6 +15,9 @@ Steps (driver):
    ``reliability.png``, ``model.pt``, ``calibrator.json``, ``feature_spec.json``, the baselines and a
    manifest; log everything to MLflow.
 
+Workers read ``ranking/prepared/`` by path, so on a multi-node cluster ``run_dir`` must be on storage every
+node mounts (as for the other stages' run directories).
+
 Run: ``graphrec train-ranker --run-dir runs/demo`` or
 ``ray job submit --working-dir . -- python -m jobs.train_ranker --config configs/ranking.yaml
 --run-dir /abs/runs/demo``.
