@@ -28,15 +28,19 @@ CONTENT_KEYS: tuple[str, ...] = ("timestamp", "user_id", "video_id", "play_durat
                                  "watch_ratio", "date")
 
 
+def sort_order(table: pa.Table) -> pa.Array:
+    """``(n,)`` indices putting ``table`` in canonical order: ascending :data:`SORT_KEYS`, nulls last."""
+    return pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in SORT_KEYS])
+
+
 def sort_rows(table: pa.Table) -> pa.Table:
-    """Rows of ``table`` in canonical order: ascending :data:`SORT_KEYS`, null timestamps / dates last."""
+    """Rows of ``table`` in canonical order (see :func:`sort_order`)."""
     if table.num_rows == 0:
         return table
-    idx = pc.sort_indices(table, sort_keys=[(k, "ascending", "at_end") for k in SORT_KEYS])
-    return table.take(idx)
+    return table.take(sort_order(table))
 
 
-def _column_equal_prev(col: pa.ChunkedArray) -> np.ndarray:
+def _column_equal_prev(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """``(n - 1,)`` bool: row ``i + 1`` equals row ``i`` (nulls equal nulls, NaN never occurs here)."""
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
@@ -45,15 +49,22 @@ def _column_equal_prev(col: pa.ChunkedArray) -> np.ndarray:
     return np.where(valid[1:] & valid[:-1], same_val, valid[1:] == valid[:-1])
 
 
-def exact_duplicate_mask(sorted_table: pa.Table) -> np.ndarray:
-    """``(n,)`` bool, True for every copy of a row after its first (input in :func:`sort_rows` order)."""
-    n = sorted_table.num_rows
+def exact_duplicate_mask(table: pa.Table, order: pa.Array | None = None) -> np.ndarray:
+    """``(n,)`` bool in canonical order, True for every copy of a row after its first.
+
+    Args:
+        table: rows in canonical order (:func:`sort_rows`), or in any order when ``order`` is given.
+        order: ``(n,)`` indices from :func:`sort_order`; the content columns are then put in order one at a time,
+            so the whole table is never copied (the mask refers to positions in ``order``).
+    """
+    n = table.num_rows
     out = np.zeros(n, dtype=bool)
     if n < 2:
         return out
     same = np.ones(n - 1, dtype=bool)
     for k in CONTENT_KEYS:
-        same &= _column_equal_prev(sorted_table.column(k))
+        col = table.column(k)
+        same &= _column_equal_prev(col if order is None else col.take(order))
     out[1:] = same
     return out
 

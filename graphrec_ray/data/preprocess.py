@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from graphrec_ray.config import config_hash, to_dict
 from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_rows
+from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_order
 from graphrec_ray.data.kuairec import BIG_MATRIX, SMALL_MATRIX
 from graphrec_ray.data.labels import make_labels
 from graphrec_ray.data.propensity import item_counts, item_propensity
@@ -199,23 +199,24 @@ def _malformed_rows(cache: RawCache) -> pa.Table:
 
 
 def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
-    table = sort_rows(rows.valid)
-    rows.valid = LABELLED.empty_table()  # drop our reference to the unsorted rows (peak memory)
-    dup = exact_duplicate_mask(table)
+    """Canonical order and the exact-duplicate policy, with one copy of the rows (sorted and filtered at once)."""
+    order = sort_order(rows.valid) if rows.valid.num_rows else pa.array([], pa.uint64())
+    dup = exact_duplicate_mask(rows.valid, order)
     n_dup = int(dup.sum())
-    kept = _Kept(table, [rows.quarantined, _malformed_rows(rows.cache)])
+    kept = _Kept(LABELLED.empty_table(), [rows.quarantined, _malformed_rows(rows.cache)])
     kept.quirks["exact_duplicate_rows"] = n_dup
-    if n_dup and policy in ("drop", "quarantine"):
-        kept.table = table.filter(pa.array(~dup))
-        rn = table.column("row_number").to_numpy()[dup]
-        del table  # only the filtered copy stays alive
-        if policy == "drop":
-            kept.removed["exact_duplicates"] = n_dup
-        else:
-            raw = read_rows(rows.cache, rn)
-            kept.quarantined.append(pa.table(
-                {"row_number": pa.array(rn, pa.int64()), "reason": pa.array([EXACT_DUPLICATE] * n_dup, pa.string()),
-                 "raw": pa.array(raw_json(raw, np.arange(n_dup)), pa.string())}, schema=QUARANTINED))
+    drop = n_dup > 0 and policy in ("drop", "quarantine")
+    take = pa.array(np.asarray(order)[~dup]) if drop else order
+    if drop and policy == "quarantine":
+        rn = rows.valid.column("row_number").take(pa.array(np.asarray(order)[dup])).to_numpy()
+        raw = read_rows(rows.cache, rn)
+        kept.quarantined.append(pa.table(
+            {"row_number": pa.array(rn, pa.int64()), "reason": pa.array([EXACT_DUPLICATE] * n_dup, pa.string()),
+             "raw": pa.array(raw_json(raw, np.arange(n_dup)), pa.string())}, schema=QUARANTINED))
+    elif drop:
+        kept.removed["exact_duplicates"] = n_dup
+    kept.table = rows.valid.take(take) if rows.valid.num_rows else rows.valid
+    rows.valid = LABELLED.empty_table()  # drop our reference to the unsorted rows (peak memory)
     return kept
 
 
@@ -426,6 +427,11 @@ def collect(batches: Iterable[pa.Table]) -> tuple[pa.Table, pa.Table]:
         v, q = split_wide(b)
         valid.append(v)
         quar.append(q)
+    return collect_split(valid, quar)
+
+
+def collect_split(valid: list[pa.Table], quar: list[pa.Table]) -> tuple[pa.Table, pa.Table]:
+    """Concatenate already split parts (empty lists give empty tables of the right schema)."""
     v = pa.concat_tables(valid) if valid else LABELLED.empty_table()
     q = pa.concat_tables(quar) if quar else QUARANTINED.empty_table()
     return v, q

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_rows
+from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_order, sort_rows
 
 
 def table(rows: list[tuple]) -> pa.Table:
@@ -46,3 +46,12 @@ def test_repeated_view_policies() -> None:
     assert keep.tolist() == [False, True]  # tie: the latest view
     with pytest.raises(ValueError):
         repeated_views(key, wr, "keep_first")
+
+
+def test_mask_from_an_order_equals_mask_of_the_sorted_table() -> None:
+    rng = np.random.default_rng(0)
+    rows = [(i, int(rng.integers(3)), int(rng.integers(3)), float(rng.integers(4)), 20200705, 1, 2, 0.5)
+            for i in range(200)]
+    t = table(rows)
+    assert np.array_equal(exact_duplicate_mask(t, sort_order(t)), exact_duplicate_mask(sort_rows(t)))
+    assert exact_duplicate_mask(t, sort_order(t)).sum() == 200 - len({r[1:] for r in rows})
