@@ -122,8 +122,9 @@ def _log_mlflow(cfg: PreprocessConfig, summary: dict[str, Any], use_ray: bool) -
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: ``graphrec preprocess [--config F] [--data-dir D] [--run-dir R] [--local] [key=value ...]``."""
-    p = make_parser("graphrec preprocess", "Validate, label and split raw KuaiRec logs with Ray Data.",
-                    DEFAULT_CONFIG)
+    p = make_parser("graphrec preprocess", "Validate, label and split raw KuaiRec logs with Ray Data. Under "
+                    "`ray job submit --working-dir .` the job runs in a copy of the folder: give --data-dir and "
+                    "--run-dir as absolute paths.", DEFAULT_CONFIG)
     p.add_argument("--data-dir", default=None, help="folder with big_matrix.csv and small_matrix.csv "
                                                     "(overrides data_dir in the config)")
     p.add_argument("--allow-no-timestamp", action="store_true",

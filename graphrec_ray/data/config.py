@@ -38,7 +38,7 @@ class PreprocessConfig:
     cache_shard_rows: int = 500_000  # rows per cache shard (~50 MB of strings): one Ray Data task per shard
     click_threshold: float = 0.5  # label_click = watch_ratio >= this (KuaiRec convention, issue 2)
     value_clip: float = 5.0  # label_value = log1p(min(watch_ratio, value_clip)); KuaiRec outliers start above 5
-    watch_ratio_max: float = 1000.0  # rows above this hard limit are quarantined as corrupt; 5 < wr <= 1000 kept, clipped in label_value
+    watch_ratio_max: float = 1000.0  # above: quarantined as corrupt; 5 < wr <= this is kept, clipped in label_value
     watch_ratio_tolerance: float = 0.01  # quarantine rows with |wr - play/video| > tol * max(1, wr); < 0 turns it off
     exact_duplicates: DuplicatePolicy = "drop"  # identical rows: keep first, drop (counted) / quarantine / keep all
     repeated_views: RepeatPolicy = "keep_all"  # same (user, video) seen again: each view is a real event by default
@@ -50,8 +50,7 @@ class PreprocessConfig:
     propensity_smoothing: float = 1.0  # additive (Laplace) smoothing of per-item train counts
     propensity_power: float = 0.5  # p ~ popularity**power (Steck 2011 / Yang et al. 2018 use ~0.5)
     propensity_clip: float = 0.01  # lower clip of propensities, caps IPS weights at 1 / clip = 100
-    ray_batch_size: int = 0  # rows per Ray Data map_batches call; 0 = one whole block per call (fewest calls)
-    ray_concurrency: int = 0  # parallel validate tasks; 0 = let Ray Data decide from the cluster's CPUs
+    ray_concurrency: int = 0  # max parallel shard tasks in the Ray Data job; 0 = Ray Data decides from the CPUs
 
     def __post_init__(self) -> None:
         if not 0.0 < self.train_frac < 1.0 or not 0.0 <= self.val_frac < 1.0:
@@ -67,5 +66,5 @@ class PreprocessConfig:
             raise ValueError("propensity_smoothing must be >= 0 and propensity_power > 0")
         if self.cache_shard_rows <= 0:
             raise ValueError("cache_shard_rows must be > 0")
-        if self.ray_batch_size < 0 or self.ray_concurrency < 0:
-            raise ValueError("ray_batch_size and ray_concurrency must be >= 0")
+        if self.ray_concurrency < 0:
+            raise ValueError("ray_concurrency must be >= 0")
