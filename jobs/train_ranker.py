@@ -92,6 +92,10 @@ def train_loop(config: dict[str, Any]) -> None:
 
         wrapped = {n: prepare_model(m, move_to_device=False) for n, m in models.items()}
     active = {n for n in models if not stoppers[n].should_stop}
+    if state is not None and (not active or start >= cfg.epochs):
+        # resumed a run that had already finished: report its checkpoint again so the result carries it
+        report(history[-1] if history else {"epoch": float(start - 1)}, state)
+        return
     for epoch in range(start, cfg.epochs):
         if not active:
             break

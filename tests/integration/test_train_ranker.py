@@ -53,6 +53,10 @@ def test_train_ranker_two_workers_then_resume(ray_cluster: None, tmp_path: Path,
     assert [h["epoch"] for h in summary2["history"]] == [0.0, 1.0]
     assert summary2["history"][0] == summary["history"][0]  # the first epoch was not re-run
 
+    # the same finished run again: comes back from its checkpoint, nothing is retrained
+    summary3 = train_ranker.run(cfg2, run_dir, progress=False, track=False, name="it")
+    assert summary3["history"] == summary2["history"] and summary3["metrics"] == summary2["metrics"]
+
     bundle = RankerBundle.load(run_dir)
     p, v = bundle.score(0, np.arange(5), RequestContext(timestamp=1_596_000_000.0, position_in_session=1,
                                                         seconds_since_last_view=30.0))
