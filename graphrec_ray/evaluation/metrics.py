@@ -35,13 +35,19 @@ def exclude_mask_(scores: torch.Tensor, exclude: sp.csr_matrix) -> torch.Tensor:
 
 
 def batch_metrics(scores: torch.Tensor, relevant: torch.Tensor, recall_ks: tuple[int, ...] = RECALL_KS,
-                  ndcg_ks: tuple[int, ...] = NDCG_KS) -> dict[str, torch.Tensor]:
+                  ndcg_ks: tuple[int, ...] = NDCG_KS, item_weights: torch.Tensor | None = None,
+                  prefix: str = "") -> dict[str, torch.Tensor]:
     """Per-user metrics for a dense block.
 
     Args:
         scores: ``(B, C)`` float scores, ``-inf`` for excluded candidates (they are never counted as hits).
         relevant: ``(B, C)`` bool relevance; relevant-but-excluded entries are ignored.
         recall_ks, ndcg_ks: cut-offs (K larger than C is clamped to C).
+        item_weights: optional ``(C,)`` non-negative gains per candidate: a relevant item counts ``w_i`` instead of
+            1 in the recall numerator/denominator and as DCG gain (IDCG from the sorted relevant gains). With
+            ``w_i = 1 / p_i`` these are the IPS-weighted (unbiased-in-expectation) metrics of Yang et al.
+            (RecSys 2018) for a log with exposure bias.
+        prefix: prepended to the metric names (e.g. ``"ips_"``).
 
     Returns:
         ``{"recall@K": (B,), "ndcg@K": (B,), "n_relevant": (B,)}`` float64 tensors; users with no relevant item
@@ -52,22 +58,25 @@ def batch_metrics(scores: torch.Tensor, relevant: torch.Tensor, recall_ks: tuple
     n_rel = rel.sum(1).to(torch.float64)
     kmax = min(C, max(recall_ks + ndcg_ks))
     top = torch.topk(scores, kmax, dim=1).indices
-    hits = torch.gather(rel, 1, top).to(torch.float64)  # (B, kmax)
+    gain = rel.to(torch.float64)
+    if item_weights is not None:
+        gain = gain * item_weights.to(torch.float64)[None, :]
+    hits = torch.gather(gain, 1, top)  # (B, kmax) gains of the ranked items
+    total = gain.sum(1)
     out: dict[str, torch.Tensor] = {"n_relevant": n_rel}
     nan = torch.full_like(n_rel, float("nan"))
-    has = n_rel > 0
+    has = (n_rel > 0) & (total > 0)
     cum = hits.cumsum(1)
     for k in recall_ks:
         kk = min(k, kmax)
-        out[f"recall@{k}"] = torch.where(has, cum[:, kk - 1] / n_rel.clamp(min=1), nan)
+        out[f"{prefix}recall@{k}"] = torch.where(has, cum[:, kk - 1] / total.clamp(min=1e-300), nan)
     disc = 1.0 / torch.log2(torch.arange(2, kmax + 2, dtype=torch.float64))
-    cdisc = disc.cumsum(0)
+    ideal = torch.topk(gain, kmax, dim=1).values  # best possible gains, sorted
     for k in ndcg_ks:
         kk = min(k, kmax)
         dcg = (hits[:, :kk] * disc[:kk]).sum(1)
-        ideal_n = n_rel.clamp(max=kk).long()
-        idcg = cdisc[(ideal_n - 1).clamp(min=0)]
-        out[f"ndcg@{k}"] = torch.where(has, dcg / idcg, nan)
+        idcg = (ideal[:, :kk] * disc[:kk]).sum(1)
+        out[f"{prefix}ndcg@{k}"] = torch.where(has, dcg / idcg.clamp(min=1e-300), nan)
     return out
 
 
@@ -76,7 +85,7 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
                      candidates: np.ndarray | None = None, recall_ks: tuple[int, ...] = RECALL_KS,
                      ndcg_ks: tuple[int, ...] = NDCG_KS, batch_size: int = 512,
                      gain_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                     gain_k: int = 10) -> dict[str, float]:
+                     gain_k: int = 10, item_weights: np.ndarray | None = None) -> dict[str, float]:
     """Mean Recall@K / NDCG@K over ``users`` that have at least one relevant, non-excluded candidate.
 
     Args:
@@ -90,6 +99,8 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
         gain_fn: optional ``(users (B,), items (B, gain_k)) -> (B, gain_k)`` true gains of the recommended items
             (e.g. true click probabilities); adds ``mean_gain@gain_k`` averaged over all ``users``.
         gain_k: list length for ``gain_fn`` (default 10).
+        item_weights: optional ``(I,)`` IPS weights; adds ``ips_recall@K`` / ``ips_ndcg@K`` (see
+            :func:`batch_metrics`).
 
     Returns:
         ``{"recall@10": ..., "ndcg@10": ..., "n_users": users with a relevant item, ...}``.
@@ -97,10 +108,12 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
     users = np.asarray(users, dtype=np.int64)
     relevant = sp.csr_matrix(relevant, dtype=bool)
     exclude = None if exclude is None else sp.csr_matrix(exclude, dtype=bool)
+    w_t = None if item_weights is None else torch.as_tensor(np.asarray(item_weights, dtype=np.float64))
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=np.int64)
         relevant = relevant[:, candidates]
         exclude = None if exclude is None else exclude[:, candidates]
+        w_t = None if w_t is None else w_t[torch.from_numpy(candidates)]
     sums: dict[str, float] = {}
     n_eval = 0
     gain_sum = 0.0
@@ -114,6 +127,9 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
             exclude_mask_(s, exclude[start:stop])
         rel = torch.from_numpy(relevant[start:stop].toarray())
         m = batch_metrics(s, rel, recall_ks, ndcg_ks)
+        if w_t is not None:
+            m.update({k: v for k, v in batch_metrics(s, rel, recall_ks, ndcg_ks, w_t, "ips_").items()
+                      if k != "n_relevant"})
         has = m["n_relevant"] > 0
         n_eval += int(has.sum())
         for key, v in m.items():

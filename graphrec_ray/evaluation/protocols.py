@@ -49,7 +49,8 @@ def _rows(users: np.ndarray, mat: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def temporal_protocol(score_fn: ScoreFn, split: Interactions, exclude: sp.csr_matrix, threshold: float = 0.5,
-                      recall_ks: tuple[int, ...] = RECALL_KS, ndcg_ks: tuple[int, ...] = NDCG_KS) -> dict[str, float]:
+                      recall_ks: tuple[int, ...] = RECALL_KS, ndcg_ks: tuple[int, ...] = NDCG_KS,
+                      item_weights: np.ndarray | None = None) -> dict[str, float]:
     """Protocol (a) on a held-out split (validation or test).
 
     Args:
@@ -57,11 +58,15 @@ def temporal_protocol(score_fn: ScoreFn, split: Interactions, exclude: sp.csr_ma
         split: the held-out interactions (with watch ratios).
         exclude: ``(U, I)`` CSR of items to exclude per user (training positives; for test also validation ones).
         threshold: relevance is ``watch_ratio >= threshold`` (default 0.5).
+        item_weights: optional ``(I,)`` IPS weights ``1/p_i``; adds ``ips_recall@K`` / ``ips_ndcg@K``, the
+            exposure-debiased estimates (Yang et al. 2018) that early stopping of IPS models should monitor: plain
+            metrics on a biased split reward popularity and pick the epochs where IPS has undone the least bias.
     """
     rel = split.relevant(">=", threshold)
     users = np.unique(rel.user_idx)
     mat = rel.matrix()
-    return evaluate_ranking(score_fn, users, _rows(users, mat), _rows(users, exclude), None, recall_ks, ndcg_ks)
+    return evaluate_ranking(score_fn, users, _rows(users, mat), _rows(users, exclude), None, recall_ks, ndcg_ks,
+                            item_weights=item_weights)
 
 
 def unbiased_protocol(score_fn: ScoreFn, eval_small: Interactions, exclude: sp.csr_matrix,

@@ -22,26 +22,27 @@ class RetrievalConfig:
     init_std: float = 0.1  # std of the normal init of ego embeddings (LightGCN reference code)
     lr: float = 0.005  # Adam learning rate
     reg: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN paper: 1e-4)
-    batch_size: int = 4096  # BPR triples per step and worker
+    batch_size: int = 1024  # BPR triples per step and worker (4096 leaves too few steps per epoch at demo scale)
     epochs: int = 40  # maximum epochs (early stopping usually ends sooner)
-    positive_threshold: float = 0.5  # a training row is a positive edge when watch_ratio >= this (the click label)
+    positive_threshold: float = 2.0  # edge when watch_ratio >= this; 2.0 = "liked" (at 0.5 positives ~ exposures)
     edge_weight: bool = False  # weight graph edges by the clipped watch ratio instead of 1
     edge_weight_clip: float = 2.0  # clip of the watch ratio used as edge weight
     propensity: Literal["preprocess", "counts"] = "counts"  # preprocess's item_propensity.parquet, or exposure counts
-    propensity_power: float = 0.5  # p_i = (n_i / max n)^power for propensity=counts (Yang et al. 2018 use 0.5)
-    clip_max: float = 20.0  # IPS weights 1/p are clipped at this (variance control)
+    propensity_power: float = 1.0  # p_i = ((n_i+1)/(max n+1))^power: exposure proportional to count; 0.5 under-corrects
+    clip_max: float = 100.0  # IPS weights 1/p are clipped at this (variance control); 20 lost most of the gain
     normalize_ips: bool = True  # rescale clipped weights to mean 1 over training positives (keeps loss vs L2 balance)
     hard_ratio: float = 0.0  # share of negatives mined from the model's current top-K (0 = uniform only)
     hard_k: int = 100  # top-K depth the hard negatives are drawn from
     hard_start_epoch: int = 3  # epochs of uniform negatives before the first mining (an untrained top-K is noise)
     hard_refresh_every: int = 1  # epochs between re-minings
-    layout: Literal["auto", "csr", "dense"] = "auto"  # adjacency layout: auto = dense on a GPU for dense graphs, else CSR
-    val_metric: str = "ndcg@10"  # early stopping monitors this on the validation split (temporal protocol)
+    layout: Literal["auto", "csr", "dense"] = "auto"  # adjacency: auto = dense on GPU for dense graphs, else CSR
+    keep_best: bool = True  # write the best-validation epoch's embeddings; False = the last epoch's
+    val_metric: str = "ips_ndcg@10"  # early-stopping metric; ips_ = debiased (plain rewards popularity)
     unbiased_relevance: tuple[str, ...] = (">=0.5", ">2.0")  # small_matrix relevance rules (ours, the authors')
     true_pref_threshold: float = 0.5  # simulator protocol: relevant when true P(click) >= this
     eval_batch_size: int = 512  # users scored per block in evaluation
     seed: int = 0  # seeds init, shuffling and negative sampling
-    torch_threads: int = 0  # intra-op threads per worker; 0 = torch's default
+    torch_threads: int = 1  # intra-op threads per worker (0 = torch's default); >1 spins on small sparse products
     experiment: str = "retrieval"  # MLflow experiment name
     tracking_uri: str | None = None  # MLflow tracking URI; None = MLFLOW_TRACKING_URI or ./mlruns
     trainer: TrainerConfig = field(default_factory=TrainerConfig)  # Ray Train workers, checkpoints, early stopping
@@ -56,5 +57,7 @@ class RetrievalConfig:
             raise ValueError("hard_ratio must be in [0, 1]")
         if self.dim < 1 or self.num_layers < 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError("dim, batch_size, epochs must be >= 1 and num_layers >= 0")
+        if self.val_metric not in ("ndcg@10", "recall@20", "ips_ndcg@10", "ips_recall@20"):
+            raise ValueError("val_metric must be one of ndcg@10, recall@20, ips_ndcg@10, ips_recall@20")
         if self.clip_max <= 0:
             raise ValueError("clip_max must be > 0")

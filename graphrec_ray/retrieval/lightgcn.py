@@ -114,7 +114,8 @@ class LightGCN(nn.Module):
         s_pos = (u * ei[pos]).sum(-1)
         s_neg = (u * ei[neg]).sum(-1)
         w = self.embedding.weight
-        ego = w[users].square().sum(-1) + w[self.n_users + pos].square().sum(-1) + w[self.n_users + neg].square().sum(-1)
+        ego = (w[users].square().sum(-1) + w[self.n_users + pos].square().sum(-1)
+               + w[self.n_users + neg].square().sum(-1))
         return s_pos, s_neg, ego
 
     @torch.no_grad()

@@ -95,7 +95,9 @@ def mine_hard_candidates(user_emb: torch.Tensor, item_emb: torch.Tensor, positiv
             stop = min(U, start + batch_size)
             scores = user_emb[start:stop] @ item_emb.T
             sub = m[start:stop].tocoo()
-            scores[torch.from_numpy(sub.row.astype(np.int64)), torch.from_numpy(sub.col.astype(np.int64))] = -torch.inf
+            rows = torch.from_numpy(sub.row.astype(np.int64)).to(scores.device)
+            cols = torch.from_numpy(sub.col.astype(np.int64)).to(scores.device)
+            scores[rows, cols] = -torch.inf
             vals, idx = torch.topk(scores, k, dim=1)
             idx = idx.cpu().numpy()
             idx[torch.isinf(vals).cpu().numpy()] = -1

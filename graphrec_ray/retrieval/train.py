@@ -48,7 +48,9 @@ class BPRTrainer:
         self.model, self.adj, self.positives = model, adj, positives
         self.forward_module = forward_module if forward_module is not None else model
         self.pos_matrix = positives.matrix()
-        self.weights = None if item_weights is None else torch.as_tensor(item_weights, dtype=torch.float32)
+        self.device = next(model.parameters()).device
+        self.weights = (None if item_weights is None
+                        else torch.as_tensor(item_weights, dtype=torch.float32, device=self.device))
         self.reg, self.batch_size, self.clip_max = reg, batch_size, clip_max
         self.hard_ratio, self.hard_k = hard_ratio, hard_k
         self.hard_start_epoch, self.hard_refresh_every = hard_start_epoch, max(1, hard_refresh_every)
@@ -57,6 +59,7 @@ class BPRTrainer:
         self.hard_candidates: np.ndarray | None = None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.epoch = 0  # number of completed epochs
+        self.last_samples = 0  # triples this worker trained on in the last epoch
 
     # ---- one epoch -------------------------------------------------------------------------------------
     def _maybe_mine(self) -> None:
@@ -87,7 +90,7 @@ class BPRTrainer:
             users = users_all[start:start + self.batch_size]
             pos = items_all[start:start + self.batch_size]
             neg = sampler.sample(users, rng)
-            u_t, p_t, n_t = (torch.from_numpy(a) for a in (users, pos, neg))
+            u_t, p_t, n_t = (torch.from_numpy(a).to(self.device) for a in (users, pos, neg))
             s_pos, s_neg, ego = self.forward_module(self.adj, u_t, p_t, n_t)
             w = None if self.weights is None else self.weights[p_t]
             loss = ips_bpr_loss(s_pos, s_neg, w, self.clip_max, ego, self.reg)
@@ -97,6 +100,7 @@ class BPRTrainer:
             total += float(loss.detach())
             steps += 1
         self.epoch += 1
+        self.last_samples = int(len(shard))
         return total / max(1, steps)
 
     # ---- state ------------------------------------------------------------------------------------------

@@ -56,3 +56,17 @@ def test_candidates_restrict_the_ranking() -> None:
     m = evaluate_ranking(scores, np.array([0]), rel, None, candidates=np.array([2, 3]), recall_ks=(1, 2),
                          ndcg_ks=(2,))
     assert m["recall@1"] == 0.0 and m["recall@2"] == 1.0
+
+
+def test_ips_weighted_metrics_known_answer_and_unit_weights_reduce_to_plain() -> None:
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6]])
+    rel = torch.tensor([[True, False, True, False]])
+    w = torch.tensor([1.0, 5.0, 3.0, 1.0])
+    m = batch_metrics(scores, rel, recall_ks=(1, 3), ndcg_ks=(2,), item_weights=w, prefix="ips_")
+    assert m["ips_recall@1"].item() == pytest.approx(1 / 4)  # hit weight 1 of total relevant weight 4
+    assert m["ips_recall@3"].item() == pytest.approx(1.0)
+    assert m["ips_ndcg@2"].item() == pytest.approx(1.0 / (3.0 + 1.0 / np.log2(3)))
+    plain = batch_metrics(scores, rel, recall_ks=(1, 3), ndcg_ks=(2,))
+    ones = batch_metrics(scores, rel, recall_ks=(1, 3), ndcg_ks=(2,), item_weights=torch.ones(4))
+    for k in ("recall@1", "recall@3", "ndcg@2"):
+        assert ones[k].item() == pytest.approx(plain[k].item())
