@@ -131,6 +131,7 @@ def process_shards(shards: pa.Table, **kwargs: Any) -> pa.Table:
     """
     outs = [process_batch(pq.read_table(path), **kwargs, source_id=int(sid))
             for path, sid in zip(shards.column("path").to_pylist(), shards.column("source_id").to_pylist())]
+    pa.default_memory_pool().release_unused()  # long-lived Ray workers: hand parse buffers back to the OS
     if not outs:
         return pa.schema([*WIDE, pa.field("source_id", pa.int8())]).empty_table()
     return pa.concat_tables(outs)
@@ -217,6 +218,7 @@ def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
         kept.removed["exact_duplicates"] = n_dup
     kept.table = rows.valid.take(take) if rows.valid.num_rows else rows.valid
     rows.valid = LABELLED.empty_table()  # drop our reference to the unsorted rows (peak memory)
+    pa.default_memory_pool().release_unused()
     return kept
 
 
