@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-FORMAT_VERSION = 1  # bump when the cache layout changes (forces re-conversion)
+FORMAT_VERSION = 2  # bump when the cache layout changes (forces re-conversion)
 _BLOCK_BYTES = 16 << 20  # CSV read block size
 
 MALFORMED = pa.schema([pa.field("row_number", pa.int64()), pa.field("text", pa.string())])
@@ -156,13 +156,15 @@ def convert_csv(csv_path: str | Path, directory: str | Path, shard_rows: int = 1
     n_pending = 0
     n_good = 0
 
-    def flush() -> None:
+    def flush(n: int) -> None:
+        """Write the first ``n`` pending rows as the next shard; keep the rest pending."""
         nonlocal pending, n_pending
         name = f"part-{len(shards):05d}.parquet"
         table = pa.Table.from_batches(pending, schema=schema) if pending else schema.empty_table()
-        pq.write_table(table, tmp / name, compression="snappy")
+        pq.write_table(table.slice(0, n), tmp / name, compression="snappy")
         shards.append(name)
-        pending, n_pending = [], 0
+        rest = table.slice(n)
+        pending, n_pending = (rest.to_batches() if rest.num_rows else []), rest.num_rows
 
     bar = None
     if progress:
@@ -180,10 +182,10 @@ def convert_csv(csv_path: str | Path, directory: str | Path, shard_rows: int = 1
         n_pending += batch.num_rows
         if bar is not None:
             bar.update(batch.num_rows)
-        if n_pending >= shard_rows:
-            flush()
-    if pending or not shards:
-        flush()
+        while n_pending >= shard_rows:
+            flush(shard_rows)
+    if n_pending or not shards:
+        flush(n_pending)
     if bar is not None:
         bar.close()
 

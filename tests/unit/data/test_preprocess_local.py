@@ -188,3 +188,26 @@ def test_user_mistakes_are_one_line_errors(data_dir: Path, tmp_path: Path) -> No
     (data_dir / "small_matrix.csv").write_text("user_id,video_id\n1,2\n")
     with pytest.raises(DataError, match="missing_column"):
         run(data_dir, tmp_path / "y" / "preprocess")
+
+
+def test_ray_side_functions_without_ray(data_dir: Path, tmp_path: Path) -> None:
+    """process_shards / split_sources / split_wide: what the Ray Data tasks and the driver run, on plain Arrow."""
+    import pyarrow as pa
+
+    from graphrec_ray.data.preprocess import batch_kwargs, prepare_inputs, process_shards, split_sources, split_wide
+
+    cfg = PreprocessConfig(data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"), cache_shard_rows=8)
+    caches = prepare_inputs(cfg)
+    big, small = caches["big_matrix.csv"].shards, caches["small_matrix.csv"].shards
+    shards = pa.table({"path": [str(big[2]), str(small[0])], "source_id": [0, 1]})
+    block = process_shards(shards, **batch_kwargs(cfg))
+    parts = dict(split_sources(block))  # a block mixing both sources is split by filtering
+    assert set(parts) == {0, 1}
+    v0, q0 = split_wide(parts[0])  # big rows 16..23: 16-19 clean, 20-24 broken (25 malformed is not in a shard)
+    assert v0.column("row_number").to_pylist() == [16, 17, 18, 19]
+    assert sorted(q0.column("reason").to_pylist()) == sorted(r for i, (_, r) in BIG_BAD.items() if i < 24)
+    # a concatenation of two blocks is no longer "valid rows first": the filter path gives the same split
+    both = pa.concat_tables([parts[0], parts[0]])
+    v, q = split_wide(both)
+    assert v.num_rows == 2 * v0.num_rows and q.num_rows == 2 * q0.num_rows
+    assert q.column("reason").null_count == 0 and v.column("row_number").to_pylist() == [16, 17, 18, 19] * 2
