@@ -43,7 +43,8 @@ def validate_with_ray(caches: dict[str, RawCache], cfg: PreprocessConfig) -> dic
     measured 3-6x faster than ``read_parquet`` + ``map_batches`` + ``union`` over the same shards: no file
     listing task, no uneven grouping of files into read tasks, one execution for all sources.) Ray must already
     be initialised. Blocks are consumed as they finish and copied into driver memory; their order does not
-    matter, :func:`finalize` sorts canonically.
+    matter, :func:`finalize` sorts canonically. On a multi-node cluster the tasks open the shard paths
+    themselves, so ``data_dir`` (or ``cache_dir``) must be on storage every node sees, like the run directory.
     """
     import ray
 
