@@ -63,11 +63,15 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 def mlflow_run(experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Start an MLflow run that logs the resolved config (flattened) and its hash.
 
-    The tracking URI comes from ``MLFLOW_TRACKING_URI`` (the scripts default it to
-    a local ``mlruns/`` store).
+    The tracking URI comes from ``MLFLOW_TRACKING_URI``; unset, it is a local SQLite
+    store ``./mlruns/mlflow.db`` (what ``scripts/demo`` uses too).
     """
     import mlflow
 
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        store = Path("mlruns").resolve()
+        store.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         flat = _flatten(to_dict(cfg))

@@ -22,6 +22,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-# Local, file-based MLflow store by default; override with MLFLOW_TRACKING_URI.
-export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-file:$ROOT/mlruns}"
+# Local MLflow store (SQLite under ./mlruns) by default; override with MLFLOW_TRACKING_URI.
+mkdir -p "$ROOT/mlruns"
+export MLFLOW_TRACKING_URI="${MLFLOW_TRACKING_URI:-sqlite:///$ROOT/mlruns/mlflow.db}"
 export RAY_USAGE_STATS_ENABLED=0

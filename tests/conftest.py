@@ -14,3 +14,5 @@ def _isolated_mlflow(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     """Each test logs to a throw-away local MLflow store, never to ./mlruns."""
     store = tmp_path_factory.mktemp("mlruns")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"file:{store}")
+    # MLflow 3.x refuses the file store unless allowed; it needs no database migration, so tests stay fast.
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
