@@ -115,6 +115,10 @@ def train_loop(config: dict[str, Any]) -> None:
         history, best = list(state["history"]), state["best"]
 
     train_seen = positives.matrix()
+    if state is not None and (trainer.epoch >= cfg.epochs or stopper.should_stop):
+        # a finished run started again: report its checkpointed state once so the result carries a checkpoint
+        report(history[-1] if history else {"epoch": float(trainer.epoch)}, state)
+        return
     while trainer.epoch < cfg.epochs and not stopper.should_stop:
         t0 = time.perf_counter()
         loss = trainer.run_epoch(progress=rank == 0 and config.get("progress", False))

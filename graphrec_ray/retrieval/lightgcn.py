@@ -110,12 +110,13 @@ class LightGCN(nn.Module):
             ``s_pos (B,)``, ``s_neg (B,)`` scores and ``ego_sq (B,)`` = squared norms of the three ego embeddings.
         """
         eu, ei = self.get_embedding(adj)
-        u = eu[users]
-        s_pos = (u * ei[pos]).sum(-1)
-        s_neg = (u * ei[neg]).sum(-1)
+        # index_select: its backward is index_add_, much faster on CPU than advanced indexing's index_put_
+        u = eu.index_select(0, users)
+        s_pos = (u * ei.index_select(0, pos)).sum(-1)
+        s_neg = (u * ei.index_select(0, neg)).sum(-1)
         w = self.embedding.weight
-        ego = (w[users].square().sum(-1) + w[self.n_users + pos].square().sum(-1)
-               + w[self.n_users + neg].square().sum(-1))
+        ego = (w.index_select(0, users).square().sum(-1) + w.index_select(0, self.n_users + pos).square().sum(-1)
+               + w.index_select(0, self.n_users + neg).square().sum(-1))
         return s_pos, s_neg, ego
 
     @torch.no_grad()

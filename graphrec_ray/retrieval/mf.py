@@ -35,7 +35,8 @@ class MatrixFactorization(nn.Module):
                 neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``s_pos (B,)``, ``s_neg (B,)``, ``ego_sq (B,)`` for ``(B,)`` index tensors; ``adj`` is ignored."""
         w = self.embedding.weight
-        u, p, n = w[users], w[self.n_users + pos], w[self.n_users + neg]
+        u = w.index_select(0, users)
+        p, n = w.index_select(0, self.n_users + pos), w.index_select(0, self.n_users + neg)
         ego = u.square().sum(-1) + p.square().sum(-1) + n.square().sum(-1)
         return (u * p).sum(-1), (u * n).sum(-1), ego
 
