@@ -159,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
 
     cfg = PreprocessConfig(data_dir=str(data_dir))  # cache in <data_dir>/_parquet_cache: built once, reused
-    cache_existed = all((Path(cfg.data_dir) / "_parquet_cache" / Path(s).stem / "_stamp.json").is_file()
-                        for s in SOURCES)
+    stamps = [Path(cfg.data_dir) / "_parquet_cache" / Path(s).stem / "_stamp.json" for s in SOURCES]
+    before = [p.stat().st_mtime_ns if p.is_file() else None for p in stamps]
     t0 = time.perf_counter()
     caches = prepare_inputs(cfg, progress=True)
     convert_s = time.perf_counter() - t0
+    cache_existed = before == [p.stat().st_mtime_ns for p in stamps]  # no stamp rewritten: nothing converted
     rows_in = sum(c.n_rows for c in caches.values())
     print(f"data: {rows_in:,} rows, {csv_bytes / 2**30:.2f} GiB CSV; one-time CSV->Parquet cache {convert_s:.1f}s"
           f"{' (already built)' if cache_existed else ''}", flush=True)
