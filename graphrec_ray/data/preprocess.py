@@ -23,6 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from graphrec_ray.config import config_hash, to_dict
@@ -63,15 +64,15 @@ def batch_kwargs(cfg: PreprocessConfig) -> dict[str, Any]:
             "value_clip": cfg.value_clip}
 
 
-def process_batch(batch: pa.Table, *, allow_no_timestamp: bool = False, watch_ratio_max: float = 100.0,
-                  watch_ratio_tolerance: float = -1.0, click_threshold: float = 0.5,
+def process_batch(batch: pa.Table, *, allow_no_timestamp: bool = False, watch_ratio_max: float = 1000.0,
+                  watch_ratio_tolerance: float = 0.01, click_threshold: float = 0.5,
                   value_clip: float = 5.0, source_id: int | None = None) -> pa.Table:
     """Validate and label one batch of raw string rows (the ``map_batches`` function of the Ray Data job).
 
     Args:
         batch: ``(n,)`` raw rows, string columns + ``row_number`` (a cache shard or part of one).
         allow_no_timestamp, watch_ratio_max, watch_ratio_tolerance: see :func:`validate.validate_batch`.
-        click_threshold, value_clip: see :func:`labels.make_labels`.
+        click_threshold, value_clip: see :func:`labels.make_labels` (all defaults as in ``PreprocessConfig``).
         source_id: when given, a constant ``source_id:int8`` column is appended (tags the blocks of a Ray Data
             union of several sources, see :func:`split_sources`).
 
@@ -117,8 +118,6 @@ def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     if reason.slice(0, n_valid).null_count == n_valid:
         valid, quar = table.slice(0, n_valid), table.slice(n_valid)
     else:
-        import pyarrow.compute as pc
-
         valid, quar = table.filter(pc.is_null(reason)), table.filter(pc.is_valid(reason))
     return valid.select(LABELLED.names), quar.select(QUARANTINED.names)
 

@@ -140,16 +140,16 @@ def validate_batch(
     batch: pa.Table,
     *,
     allow_no_timestamp: bool = False,
-    watch_ratio_max: float = 100.0,
-    watch_ratio_tolerance: float = -1.0,
+    watch_ratio_max: float = 1000.0,
+    watch_ratio_tolerance: float = 0.01,
 ) -> tuple[pa.Table, np.ndarray]:
     """Parse and check one batch of raw rows.
 
     Args:
         batch: ``(n,)`` rows; published columns as strings (any may be absent), plus ``row_number:int64``.
         allow_no_timestamp: keep rows without a timestamp (``timestamp``/``date`` null) instead of quarantining.
-        watch_ratio_max: hard upper limit (default 100.0); larger ratios are ``watch_ratio_out_of_range``.
-        watch_ratio_tolerance: ``>= 0`` enables the ``inconsistent_watch_ratio`` check (default -1.0: off).
+        watch_ratio_max: hard upper limit (default 1000.0); larger ratios are ``watch_ratio_out_of_range``.
+        watch_ratio_tolerance: ``>= 0`` enables the ``inconsistent_watch_ratio`` check (default 0.01); < 0: off.
 
     Returns:
         ``(typed, reason)``: ``typed`` is a :data:`VALIDATED` table with one row per input row (values of rejected

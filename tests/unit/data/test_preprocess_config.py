@@ -25,3 +25,18 @@ def test_shipped_yaml_loads_with_overrides() -> None:
 def test_bad_values_are_config_errors(override: str, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load_config(PreprocessConfig, None, [override])
+
+
+def test_function_defaults_match_the_config_defaults() -> None:
+    """Bug guarded: process_batch / validate_batch defaults drifting from PreprocessConfig (they once did)."""
+    import inspect
+
+    from graphrec_ray.data.preprocess import batch_kwargs, process_batch
+    from graphrec_ray.data.validate import validate_batch
+
+    want = batch_kwargs(PreprocessConfig())
+    for fn in (process_batch, validate_batch):
+        params = inspect.signature(fn).parameters
+        for name, value in want.items():
+            if name in params:
+                assert params[name].default == value, (fn.__name__, name)
