@@ -147,6 +147,9 @@ def plain_app(cfg: Any, run_dir: str) -> Any:
     from graphrec_ray.serving.pipeline import parse_k, parse_user_id, recommend
     from graphrec_ray.serving.versioned import load_version
 
+    import faiss
+
+    faiss.omp_set_num_threads(cfg.faiss_threads)
     version = load_version(run_dir, cfg.ranker_loader, cfg.seen_splits, cfg.cold_start_pool, cfg.prior_strength)
     cache = EmbeddingCache.from_config(cfg.cache)
     api = FastAPI()

@@ -60,6 +60,9 @@ class Retrieval:
     """User embedding (Redis cache, fail-open), FAISS candidates, seen-item removal; batched per replica."""
 
     def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
+        import faiss
+
+        faiss.omp_set_num_threads(cfg.faiss_threads)
         self.cfg = cfg
         self.parts = PartCache(lambda d: load_retrieval_part(d, cfg.seen_splits, cfg.cold_start_pool),
                                cfg.max_loaded_versions)

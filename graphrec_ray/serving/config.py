@@ -78,6 +78,7 @@ class ServeConfig:
     # batching (ranking always batches; retrieval batches the FAISS search and the Redis MGET)
     max_batch_size: int = 16  # requests per @serve.batch call
     batch_wait_timeout_s: float = 0.0  # 0 = take whatever is queued now: no added latency when idle
+    faiss_threads: int = 1  # OpenMP threads per retrieval replica: replicas, not threads, share the cores
     # versions
     max_loaded_versions: int = 2  # versions a replica keeps in memory (current + previous during a reload)
     # Serve graph

@@ -5,11 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from typing import Iterator
+
+import faiss
 import numpy as np
 import pytest
 
 from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.index.faiss_index import ItemIndex, exact_topk, recall_at_k
+
+
+@pytest.fixture(autouse=True)
+def _one_faiss_thread() -> Iterator[None]:
+    """One OpenMP thread: FAISS's spinning worker threads are slow on a shared 2-core machine."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 def _clustered(n: int = 4000, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
