@@ -119,10 +119,11 @@ def floor_s(layout: str, U: int, I: int, nnz: int, d: int, layers: int, peaks: d
     3 row gathers forward and 3 scatter-adds backward (``batch x d`` floats read and written each)."""
     products = 2 * layers * 2
     io = (U + I) * d * 4 * 2 + 6 * batch * d * 4 * 2 / products  # dense operands + batch rows per product
-    if layout == "dense":
+    if layout.startswith("dense"):
+        half = layout != "dense"
         flops = products * 2.0 * U * I * d
-        bytes_ = products * (U * I * 4) + products * io / 2
-        peak = peaks.get("tf32_flops" if tf32 else "fp32_flops", peaks["fp32_flops"])
+        bytes_ = products * (U * I * (2 if half else 4)) + products * io / 2
+        peak = peaks.get("tf32_flops" if (tf32 or half) else "fp32_flops", peaks["fp32_flops"]) * (2 if half else 1)
     else:  # CSR: values (4 B) + column index (8 B) per nnz, plus dense operands once
         flops = products * 2.0 * nnz * d
         bytes_ = products * nnz * 12 + products * io / 2
@@ -161,10 +162,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         variants.append(("ours_dense", "dense", False))
     if device.type == "cuda":
         variants.append(("ours_dense_tf32", "dense", True))
+        # not exact (inputs rounded to 16 bits): shown for the bytes-bound floor, see the equality figures
+        variants += [("ours_dense_bf16", "dense_bf16", False), ("ours_dense_fp16", "dense_fp16", False)]
     adjs: dict[str, NormalizedAdjacency] = {}
+    low = {"dense_bf16": torch.bfloat16, "dense_fp16": torch.float16}
     for name, layout, _ in variants:
         if layout not in adjs:
-            adjs[layout] = normalized_adjacency(g, layout, device)
+            adjs[layout] = normalized_adjacency(g, "dense" if layout in low else layout, device,
+                                                dtype=low.get(layout, torch.float32))
 
     pyg = None
     try:

@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                          DEFAULT_CONFIG)
     args = parser.parse_args(argv)
     cfg = load_stage_config(RetrievalConfig, args)
+    load_inputs(RunLayout(Path(args.run_dir)).preprocess)  # fail with one line before starting Ray
     if cfg.trainer.num_workers > 0:
         init_ray(args.ray_address)
     metrics = run(cfg, Path(args.run_dir), progress=True)

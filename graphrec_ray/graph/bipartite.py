@@ -153,14 +153,18 @@ class NormalizedAdjacency:
         return "dense" if self.dense is not None else "csr"
 
     def user_from_items(self, x_items: torch.Tensor) -> torch.Tensor:
-        """``R~ @ x_items``: ``(I, d) -> (U, d)``."""
+        """``R~ @ x_items``: ``(I, d) -> (U, d)`` (in ``x``'s dtype; a low-precision ``R~`` casts ``x`` to it)."""
         if self.dense is not None:
+            if self.dense.dtype != x_items.dtype:
+                return (self.dense @ x_items.to(self.dense.dtype)).to(x_items.dtype)
             return self.dense @ x_items
         return torch.sparse.mm(self.csr, x_items)
 
     def item_from_users(self, x_users: torch.Tensor) -> torch.Tensor:
         """``R~^T @ x_users``: ``(U, d) -> (I, d)``."""
         if self.dense is not None:
+            if self.dense.dtype != x_users.dtype:
+                return (self.dense.T @ x_users.to(self.dense.dtype)).to(x_users.dtype)
             return self.dense.T @ x_users
         return torch.sparse.mm(self.csr_t, x_users)
 
