@@ -170,7 +170,11 @@ def prepare_inputs(cfg: PreprocessConfig, progress: bool = False) -> dict[str, R
     if missing:
         raise DataError(f"{data_dir}: missing {', '.join(missing)} (run `graphrec simulate --out {data_dir}` "
                         f"or `graphrec download`)")
-    return {s: ensure_cache(data_dir / s, cache_root(cfg), cfg.cache_shard_rows, progress) for s in SOURCES}
+    try:
+        return {s: ensure_cache(data_dir / s, cache_root(cfg), cfg.cache_shard_rows, progress) for s in SOURCES}
+    except PermissionError as exc:
+        raise DataError(f"cannot write the Parquet cache under {cache_root(cfg)} ({exc.strerror}); "
+                        f"set cache_dir=<a writable folder>") from None
 
 
 # ------------------------------------------------------------------------------------------ global steps

@@ -127,7 +127,7 @@ def convert_csv(csv_path: str | Path, directory: str | Path, shard_rows: int = 1
     # An empty line is read as a row of empty fields (validation quarantines it as missing_value), so physical
     # lines and row numbers stay aligned.
     with open(csv_path, "rb") as f:
-        header = f.readline().decode("utf-8").strip().split(",")
+        header = f.readline().decode("utf-8-sig").strip().split(",")  # -sig: tolerate a UTF-8 BOM
     header = [h.strip() for h in header]
     tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     if tmp.exists():

@@ -12,7 +12,7 @@ import pytest
 
 import graphrec_ray.data.raw_cache as raw_cache
 from graphrec_ray.data.raw_cache import ensure_cache, read_rows
-from tests.unit.data.kuairec_rows import T0, line, write
+from tests.unit.data.kuairec_rows import HEADER, T0, line, write
 
 
 def _lines(n: int) -> list[str]:
@@ -64,3 +64,10 @@ def test_header_only_file_and_read_rows(tmp_path: Path) -> None:
     got = read_rows(cache, np.array([8, 1, 5]))
     assert got.column("row_number").to_pylist() == [8, 1, 5]
     assert got.column("user_id").to_pylist() == ["8", "1", "5"]
+
+
+def test_utf8_bom_in_the_header_is_tolerated(tmp_path: Path) -> None:
+    csv = tmp_path / "big_matrix.csv"
+    csv.write_bytes(b"\xef\xbb\xbf" + ("\n".join([HEADER, *_lines(2)]) + "\n").encode())
+    cache = ensure_cache(csv, tmp_path / "cache")
+    assert cache.columns[0] == "user_id" and _all_rows(cache).column("user_id").to_pylist() == ["0", "1"]
