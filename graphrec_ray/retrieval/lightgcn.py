@@ -33,18 +33,19 @@ from torch import Tensor, nn
 from graphrec_ray.graph.bipartite import NormalizedAdjacency
 
 
-def propagate(adj: NormalizedAdjacency, x_users: Tensor, x_items: Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+def propagate(adj: NormalizedAdjacency, x_users: Tensor, x_items: Tensor,
+              alpha: Tensor | tuple[float, ...]) -> tuple[Tensor, Tensor]:
     """Exact LightGCN propagation without autograd: ``P(A~) [x_u; x_i]``.
 
     Args:
         adj: normalised adjacency of the training graph.
         x_users: ``(U, d)``; x_items: ``(I, d)``.
-        alpha: ``(L+1,)`` layer weights.
+        alpha: ``(L+1,)`` layer weights (a tuple of floats avoids a device sync, e.g. inside CUDA graph capture).
 
     Returns:
         ``(U, d)``, ``(I, d)`` final embeddings.
     """
-    a = alpha.tolist()
+    a = alpha.tolist() if isinstance(alpha, Tensor) else list(alpha)
     out_u, out_i = x_users * a[0], x_items * a[0]
     for layer in range(1, len(a)):
         x_users, x_items = adj.user_from_items(x_items), adj.item_from_users(x_users)
@@ -58,7 +59,7 @@ class _Propagate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x_users: Tensor, x_items: Tensor, adj: NormalizedAdjacency,
-                alpha: Tensor) -> tuple[Tensor, Tensor]:
+                alpha: tuple[float, ...]) -> tuple[Tensor, Tensor]:
         ctx.adj, ctx.alpha = adj, alpha
         return propagate(adj, x_users, x_items, alpha)
 
@@ -89,6 +90,7 @@ class LightGCN(nn.Module):
         self.n_users, self.n_items, self.dim, self.num_layers = n_users, n_items, dim, num_layers
         self.embedding = nn.Embedding(n_users + n_items, dim)
         self.register_buffer("alpha", torch.full((num_layers + 1,), 1.0 / (num_layers + 1)))
+        self._alpha = (1.0 / (num_layers + 1),) * (num_layers + 1)  # host copy: no device sync per step
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             self.embedding.weight.copy_(torch.randn(n_users + n_items, dim, generator=gen) * init_std)
@@ -96,7 +98,7 @@ class LightGCN(nn.Module):
     def get_embedding(self, adj: NormalizedAdjacency) -> tuple[Tensor, Tensor]:
         """Final embeddings ``(U, d)``, ``(I, d)`` (differentiable w.r.t. the ego embeddings)."""
         w = self.embedding.weight
-        return _Propagate.apply(w[: self.n_users], w[self.n_users:], adj, self.alpha)
+        return _Propagate.apply(w[: self.n_users], w[self.n_users:], adj, self._alpha)
 
     def forward(self, adj: NormalizedAdjacency, users: Tensor, pos: Tensor,
                 neg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -123,4 +125,4 @@ class LightGCN(nn.Module):
     def final_embeddings(self, adj: NormalizedAdjacency) -> tuple[Tensor, Tensor]:
         """Detached final embeddings ``(U, d)``, ``(I, d)`` for indexing and evaluation."""
         w = self.embedding.weight
-        return propagate(adj, w[: self.n_users], w[self.n_users:], self.alpha)
+        return propagate(adj, w[: self.n_users], w[self.n_users:], self._alpha)
