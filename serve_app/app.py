@@ -34,7 +34,8 @@ def load_serve_config(config: str | None, overrides: list[str] | None = None) ->
 
 
 def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[Path], Any] | None = None,
-                reranking_user_config: dict[str, Any] | None = None) -> Application:
+                reranking_user_config: dict[str, Any] | None = None,
+                ingress_user_config: dict[str, Any] | None = None) -> Application:
     """Bind Ingress(Retrieval, Ranking, Reranking) with each deployment's options from ``cfg``.
 
     Args:
@@ -43,6 +44,8 @@ def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[
         ranker_loader: ``run_dir -> ranker``; ``None`` uses ``cfg.ranker_loader`` (``RankerBundle.load``).
         reranking_user_config: live-updatable reranking knobs (``lambda_diversity``, ``w_engagement``,
             ``w_value``, ``top_n_serve``) applied through Serve's ``user_config`` / ``reconfigure``.
+        ingress_user_config: ``{"run_dir": ...}`` switches every ingress replica to that model version
+            (Serve's rolling ``reconfigure``; ``POST /reload`` switches only the replica it reaches).
     """
     rd = str(Path(run_dir).resolve())
     logging_config = {"enable_access_log": cfg.access_log}
@@ -53,7 +56,10 @@ def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[
     if reranking_user_config:
         rerank_opts["user_config"] = dict(reranking_user_config)
     reranking = Reranking.options(**rerank_opts, logging_config=logging_config).bind(cfg, rd)
-    return Ingress.options(**cfg.ingress.serve_options(), logging_config=logging_config).bind(
+    ingress_opts = cfg.ingress.serve_options()
+    if ingress_user_config:
+        ingress_opts["user_config"] = dict(ingress_user_config)
+    return Ingress.options(**ingress_opts, logging_config=logging_config).bind(
         retrieval, ranking, reranking, cfg, rd)
 
 

@@ -256,6 +256,11 @@ class Ingress:
         except Exception:  # noqa: BLE001 - any malformed body is the client's mistake
             self.metrics.reloads.labels(status="error").inc()
             return _error(400, 'body must be JSON {"run_dir": "<path of a run directory>"}')
+        status, out = await self._switch(run_dir)
+        return out if status == 200 else _error(status, out["error"])
+
+    async def _switch(self, run_dir: str) -> tuple[int, dict[str, Any]]:
+        """Load ``run_dir`` in every stage beside the current version, then swap the one reference."""
         async with self._reload_lock:
             old = self.slot.get()
             try:
@@ -265,17 +270,31 @@ class Ingress:
                 new = IngressVersion(ref, load_ids(ref.run_dir))
             except UserError as exc:
                 self.metrics.reloads.labels(status="error").inc()
-                return _error(400, str(exc))
+                return 400, {"error": str(exc)}
             try:
                 await asyncio.gather(*(h.remote(ref) for h in self._warm_handles))
             except Exception as exc:  # noqa: BLE001 - the new version failed to load in a stage: keep the old
                 logger.exception("reload of %s failed", run_dir)
                 self.metrics.reloads.labels(status="error").inc()
-                return _error(422, f"version in {run_dir} failed to load; still serving "
-                                   f"{old.ref.version}: {type(exc).__name__}")
+                return 422, {"error": f"version in {run_dir} failed to load; still serving "
+                                      f"{old.ref.version}: {type(exc).__name__}"}
             self.slot.swap(new)
         self.metrics.reloads.labels(status="ok").inc()
-        return {"status": "ok", "previous_version": old.ref.version, "model_version": ref.version}
+        return 200, {"status": "ok", "previous_version": old.ref.version, "model_version": ref.version}
+
+    async def reconfigure(self, user_config: dict | None) -> None:
+        """Serve ``user_config`` ``{"run_dir": ...}``: EVERY ingress replica switches (Serve rolls the update),
+        with the same load-beside-then-swap as ``/reload``; use it when ``ingress.num_replicas > 1``."""
+        user_config = user_config or {}
+        unknown = sorted(set(user_config) - {"run_dir"})
+        if unknown:
+            raise ValueError(f"ingress user_config: unknown key '{unknown[0]}' (allowed: ['run_dir'])")
+        run_dir = user_config.get("run_dir")
+        if not run_dir or make_ref(run_dir).version == self.slot.get().ref.version:
+            return
+        status, out = await self._switch(str(run_dir))
+        if status != 200:
+            raise RuntimeError(out["error"])
 
     def check_health(self) -> None:
         if self.slot.get() is None:

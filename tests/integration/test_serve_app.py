@@ -6,6 +6,7 @@ proxy that the test can cut, to simulate Redis going down mid-test.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 import time
@@ -131,6 +132,7 @@ def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         f"ranker_loader={RANKER}", "lambda_diversity=1.0", f"http_port={port}",
         f"cache.url=redis://127.0.0.1:{proxy.port}/0", f"cache.key_prefix={prefix}",
         "cache.reset_timeout_s=1.0", "cache.failure_threshold=2",
+        "cache.socket_timeout_ms=200", "cache.connect_timeout_ms=200",  # the test's Python proxy is slow
         "ingress.num_cpus=0.1", "retrieval.num_cpus=0.1", "ranking.num_cpus=0.1", "reranking.num_cpus=0.1"])
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(cfg, v1.run_dir), name="graphrec-test", route_prefix="/")
@@ -272,8 +274,7 @@ def test_hot_reload_under_concurrent_requests(app: App) -> None:
 
 def test_redis_down_still_200_with_cache_hit_false(app: App) -> None:
     raw = int(USER_RAW(11))
-    app.get(f"/recommend/{raw}")
-    assert app.get(f"/recommend/{raw}").json()["cache_hit"] is True
+    assert _wait_for_cache_hit(app, raw), "cache never hit while Redis was up"
     app.proxy.stop()  # Redis unreachable: connection refused, open connections cut
     try:
         for _ in range(5):
@@ -282,13 +283,35 @@ def test_redis_down_still_200_with_cache_hit_false(app: App) -> None:
             assert r.json()["cache_hit"] is False and len(r.json()["items"]) == 10
     finally:
         app.proxy.start()
-    deadline = time.time() + 10  # breaker half-opens after reset_timeout_s=1 and closes on success
+    # the breaker half-opens after reset_timeout_s=1 and closes on the trial's success
+    assert _wait_for_cache_hit(app, raw), "cache never recovered after Redis came back"
+
+
+def _wait_for_cache_hit(app: App, raw: int, timeout_s: float = 10.0) -> bool:
+    deadline = time.time() + timeout_s
     while time.time() < deadline:
         if app.get(f"/recommend/{raw}").json()["cache_hit"]:
-            break
+            return True
         time.sleep(0.3)
-    else:
-        pytest.fail("cache never recovered after Redis came back")
+    return False
+
+
+def test_user_config_switches_every_ingress_replica(app: App) -> None:
+    from ray import serve
+
+    from serve_app.app import build_graph
+
+    v1, v2 = version_id(app.v1.run_dir), version_id(app.v2.run_dir)
+    cfg2 = dataclasses.replace(app.cfg, ingress=dataclasses.replace(app.cfg.ingress, num_replicas=2))
+    serve.run(build_graph(cfg2, app.v1.run_dir, ingress_user_config={"run_dir": str(app.v2.run_dir)}),
+              name="graphrec-test", route_prefix="/")
+    try:
+        versions = {app.get(f"/recommend/{int(USER_RAW(u))}").json()["model_version"] for u in range(12)}
+        assert versions == {v2}  # both replicas, the restarted one included, serve v2
+    finally:
+        serve.run(build_graph(app.cfg, app.v1.run_dir, ingress_user_config={"run_dir": str(app.v1.run_dir)}),
+                  name="graphrec-test", route_prefix="/")
+    assert app.get("/health").json()["model_version"] == v1
 
 
 def test_smoke_helper_of_graphrec_serve(app: App) -> None:
