@@ -35,8 +35,12 @@ def build_graph(cfg: RetrievalConfig, positives: Interactions) -> BipartiteGraph
 
 def build_adjacency(cfg: RetrievalConfig, positives: Interactions,
                     device: torch.device | str = "cpu") -> NormalizedAdjacency:
-    """Normalised adjacency in ``cfg.layout`` on ``device``."""
-    return normalized_adjacency(build_graph(cfg, positives), cfg.layout, device)
+    """Normalised adjacency in ``cfg.layout`` / ``cfg.adjacency_dtype`` on ``device`` (float16 only for dense)."""
+    graph = build_graph(cfg, positives)
+    adj = normalized_adjacency(graph, cfg.layout, device)
+    if cfg.adjacency_dtype == "float16" and adj.layout == "dense":
+        adj = normalized_adjacency(graph, "dense", device, dtype=torch.float16)
+    return adj
 
 
 def load_propensity(path: str | Path, n_items: int) -> np.ndarray:

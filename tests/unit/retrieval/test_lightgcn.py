@@ -66,3 +66,15 @@ def test_zero_layers_is_matrix_factorisation() -> None:
     m = LightGCN(g.n_users, g.n_items, dim=8, num_layers=0)
     eu, ei = m.final_embeddings(normalized_adjacency(g))
     assert torch.equal(torch.cat([eu, ei]), m.embedding.weight.detach())
+
+
+def test_float16_adjacency_is_close_to_float32() -> None:
+    """The GPU fast path stores R~ in float16 (half the bytes); embeddings and gradients stay close."""
+    g = _graph(True)
+    m = LightGCN(g.n_users, g.n_items, dim=16, num_layers=3)
+    a32 = normalized_adjacency(g, "dense")
+    a16 = normalized_adjacency(g, "dense", dtype=torch.float16)
+    u32, i32 = m.get_embedding(a32)
+    u16, i16 = m.get_embedding(a16)
+    assert u16.dtype == torch.float32
+    assert (torch.cat([u16, i16]) - torch.cat([u32, i32])).abs().max() < 1e-3 * torch.cat([u32, i32]).abs().max()
