@@ -1,7 +1,8 @@
 """``graphrec serve --run-dir runs/demo``: start the Serve application and block (or smoke-test it and exit).
 
 Runs on the cluster named by ``--ray-address`` / ``RAY_ADDRESS`` (e.g. under ``ray job submit``), else on a new
-local cluster. ``--smoke N`` sends N ``/recommend`` requests (known users and one unknown) plus ``/health`` and
+local cluster. ``--detach`` deploys and returns, leaving the app on a long-lived cluster
+(``ray job submit --working-dir . -- python -m serve_app.run --run-dir runs/demo --detach``). ``--smoke N`` sends N ``/recommend`` requests (known users and one unknown) plus ``/health`` and
 ``/metrics`` over HTTP, prints a summary and exits non-zero if any failed; the app is then shut down.
 """
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser("graphrec serve", __doc__.splitlines()[0], "configs/serve.yaml")
     parser.add_argument("--port", type=int, default=None, help="HTTP port (default: ServeConfig.http_port)")
     parser.add_argument("--smoke", type=int, default=0, metavar="N", help="send N requests, print, exit")
+    parser.add_argument("--detach", action="store_true",
+                        help="deploy and exit, leaving the app running on the cluster (for `ray job submit`)")
     args = parser.parse_args(argv)
     from serve_app.app import build_graph, load_serve_config
 
@@ -66,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.run(build_graph(cfg, run_dir), name=APP_NAME, route_prefix="/")
     url = f"http://{'127.0.0.1' if cfg.http_host in ('0.0.0.0', '::') else cfg.http_host}:{port}"
     print(f"graphrec serve: model {vid} from {run_dir} at {url}/recommend/<user_id>?k=10", flush=True)
+    if args.detach and args.smoke <= 0:
+        return 0
     if args.smoke <= 0:
         try:
             while True:
