@@ -113,7 +113,8 @@ def bench_size(n: int, dim: int, n_queries: int, seed: int, hnsw: bool, max_trai
                "ef_search": params.get("ef_search", ""), "refine_k_factor": params.get("refine_k_factor", ""),
                "recall_at_100": round(recall_at_k(ids, exact), 4),
                "recall_at_10": round(recall_at_k(ids[:, :10], exact[:, :10]), 4), "qps": round(qps, 1),
-               "qps_vs_flat": round(qps / flat_qps, 2), "build_s": round(build_s, 2), "queries": n_queries, **serve_cols}
+               "qps_vs_flat": round(qps / flat_qps, 2), "build_s": round(build_s, 2), "queries": n_queries,
+               **serve_cols}
         rows.append(row)
         print(f"{n:>8} {factory:<22} nprobe={row['nprobe']!s:<3} ef={row['ef_search']!s:<4} "
               f"recall@100={row['recall_at_100']:.4f} recall@10={row['recall_at_10']:.4f} "

@@ -2,8 +2,9 @@
 
 Runs on the cluster named by ``--ray-address`` / ``RAY_ADDRESS`` (e.g. under ``ray job submit``), else on a new
 local cluster. ``--detach`` deploys and returns, leaving the app on a long-lived cluster
-(``ray job submit --working-dir . -- python -m serve_app.run --run-dir runs/demo --detach``). ``--smoke N`` sends N ``/recommend`` requests (known users and one unknown) plus ``/health`` and
-``/metrics`` over HTTP, prints a summary and exits non-zero if any failed; the app is then shut down.
+(``ray job submit --working-dir . -- python -m serve_app.run --run-dir runs/demo --detach``).
+``--smoke N`` sends N ``/recommend`` requests (known users and one unknown) plus ``/health`` and ``/metrics``
+over HTTP, prints a summary and exits non-zero if any failed; the app is then shut down.
 """
 
 from __future__ import annotations
