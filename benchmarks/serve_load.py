@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.run_dir, args.port, args.overrides)
         return 0
+    prefix = f"graphrec-bench-{uuid.uuid4().hex[:8]}"  # private Redis keys, deleted at the end
+    args.overrides = [*args.overrides, f"cache.key_prefix={prefix}"]
+    try:
+        results, args = _run_all(args)
+    finally:
+        _delete_keys(prefix)
+    _report(results, args)
+    return 0
+
+
+def _delete_keys(prefix: str) -> None:
+    from graphrec_ray.config import load_config
+    from graphrec_ray.serving.cache import make_redis_client
+    from graphrec_ray.serving.config import ServeConfig
+
+    client = make_redis_client(load_config(ServeConfig, ROOT / "configs/serve.yaml").cache)
+    if client is not None:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+        for i in range(0, len(keys), 1000):
+            client.delete(*keys[i:i + 1000])
+
+
+def _run_all(args: argparse.Namespace) -> tuple[dict[str, Any], argparse.Namespace]:
     with tempfile.TemporaryDirectory(prefix="graphrec-serve-load-") as tmp:
         if args.run_dir is None:
             print("building a synthetic KuaiRec-size run directory ...", flush=True)
@@ -296,6 +320,10 @@ def main(argv: list[str] | None = None) -> int:
                 r = results[v][f"c{c}"]
                 print(f"{v:<16} c={c:<3} p50={r['p50_ms']:7.2f} ms  p95={r['p95_ms']:7.2f}  p99={r['p99_ms']:7.2f}"
                       f"  {r['rps']:7.1f} req/s  errors={r['errors']}", flush=True)
+    return results, args
+
+
+def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     base = {"full": "noop", "plain": "noop", "full-grpc": "noop", "full-throughput": "noop-throughput",
             "noop-throughput": "noop"}
     ratios: dict[str, Any] = {}
@@ -318,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
                                "run_dir": str(args.run_dir or "synthetic"), "results": results,
                                "ratios": ratios}, indent=2) + "\n")
     print(f"wrote {out}")
-    return 0
 
 
 if __name__ == "__main__":
