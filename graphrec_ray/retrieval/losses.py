@@ -16,7 +16,6 @@ weights, hence this module.
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

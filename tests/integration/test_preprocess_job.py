@@ -56,11 +56,9 @@ def test_ray_job_equals_plain_pass_and_accounts_for_every_row(ray_cluster: None,
     assert summary["rows"] == m["rows"]
 
 
-def test_cli_entry_point_logs_to_mlflow(ray_cluster: None, data_dir: Path, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_entry_point_logs_to_mlflow(ray_cluster: None, data_dir: Path, tmp_path: Path) -> None:
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 refuses the file store of tests/conftest.py
 
     rc = job.main(["--config", "configs/preprocess.yaml", "--data-dir", str(data_dir),
                    "--run-dir", str(tmp_path / "cli_run"), f"cache_dir={tmp_path / 'cache'}", "value_clip=3.0"])

@@ -20,11 +20,9 @@ from tests.unit.ranking.conftest import make_tiny_run
 pytestmark = pytest.mark.integration
 
 
-def test_train_ranker_two_workers_then_resume(ray_cluster: None, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_ranker_two_workers_then_resume(ray_cluster: None, tmp_path: Path) -> None:
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 refuses the file store of tests/conftest.py
 
     from jobs import train_ranker
 

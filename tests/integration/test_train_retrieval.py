@@ -35,11 +35,9 @@ def _sim_run(root: Path, **sim: object) -> Path:
     return run_dir
 
 
-def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path) -> None:
     import mlflow
 
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3.17 refuses the file store of tests/conftest.py
     from jobs import train_retrieval
 
     run_dir = _sim_run(tmp_path, preset="tiny")
@@ -82,10 +80,8 @@ def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path,
     assert [h["loss"] for h in state3["history"][:2]] == first_losses
 
 
-def test_ips_lightgcn_beats_lightgcn_and_popularity_on_unbiased_protocol(tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ips_lightgcn_beats_lightgcn_and_popularity_on_unbiased_protocol(tmp_path: Path) -> None:
     """Demo-size simulator log (1000 x 1500, exposure Gini 0.67 vs appeal Gini 0.11), Ray Train local mode."""
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     from jobs import train_retrieval
 
     run_dir = _sim_run(tmp_path, preset="demo")

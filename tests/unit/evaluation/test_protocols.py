@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 
 from graphrec_ray.evaluation.protocols import (parse_relevance, temporal_protocol, true_preference_protocol,
                                                unbiased_protocol)

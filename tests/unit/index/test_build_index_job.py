@@ -29,10 +29,8 @@ def test_run_builds_index_matching_embeddings(tmp_path: Path) -> None:
     assert ids[0, 0] == int(np.argmax(planted.item_emb @ planted.user_emb[0]))
 
 
-def test_main_cli_with_overrides_and_missing_embeddings(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_cli_with_overrides_and_missing_embeddings(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # MLflow 3.17 refuses the conftest's file: store unless opted in (reported to the lead for tests/conftest.py)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     make_run_dir(tmp_path / "run")
     assert build_index.main(["--run-dir", str(tmp_path / "run"), "--config", "configs/index.yaml",
                              "factory=IVF4,Flat", "nprobe=4"]) == 0  # logs to the temp MLflow store

@@ -1,22 +1,11 @@
-"""Ranking test fixtures: one intra-op torch thread (small batches; the CI box has 2 shared cores) and a tiny
-simulator run directory (simulate -> preprocess -> random retrieval embeddings) shared by the module."""
+"""Ranking test fixtures: a tiny simulator run directory (simulate -> preprocess -> random retrieval embeddings) shared by the module."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
-import torch
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_tiny_run(root: Path, emb_dim: int = 8, seed: int = 3) -> Path:

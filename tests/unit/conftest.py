@@ -1,5 +1,8 @@
-"""Single-threaded torch for these small-tensor tests: on a shared 2-core machine, intra-op thread pools spin on
-tiny sparse products (measured: 0.01 ms with 1 thread vs ~19 ms with 2 under load)."""
+"""Unit-test fixtures: one intra-op torch thread.
+
+The tests use small tensors; on a shared 2-core machine intra-op thread pools spin on tiny sparse products
+(measured: 0.01 ms with 1 thread vs ~19 ms with 2 under load), so every unit test runs single-threaded.
+"""
 
 from __future__ import annotations
 
