@@ -17,7 +17,10 @@ import pytest
 def ray_cluster() -> Iterator[None]:
     import ray
 
+    from jobs.common import apply_ray_env_defaults
+
     if not ray.is_initialized():
+        apply_ray_env_defaults()
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
     try:
