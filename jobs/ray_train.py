@@ -12,6 +12,7 @@ a killed worker group from it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -49,7 +50,14 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
         checkpoint_config=CheckpointConfig(num_to_keep=tcfg.num_to_keep),
     )
     trainer = TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
+    if tcfg.num_workers == 0:
+        # Local mode runs the loop in this process and copies no checkpoint to storage: report() writes them here.
+        _LOCAL.update(root=Path(run_config.storage_path) / name / "local_checkpoints", keep=tcfg.num_to_keep)
     return trainer.fit()
+
+
+#: where :func:`report` keeps local-mode checkpoints (set by :func:`fit`); the newest ``keep`` are kept.
+_LOCAL: dict[str, Any] = {"root": None, "keep": 2}
 
 
 def world_rank() -> int:
@@ -73,10 +81,16 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
         return
     if _local_mode():
         # Local mode keeps the reported directory as the checkpoint itself (nothing is copied to storage),
-        # so it must outlive this call.
-        tmp = tempfile.mkdtemp(prefix="graphrec-ckpt-")
-        torch.save(state, os.path.join(tmp, STATE_FILE))
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        # so it must outlive this call: numbered folders under the run's storage, the newest `keep` kept.
+        root = Path(_LOCAL["root"] or tempfile.mkdtemp(prefix="graphrec-local-ckpt-"))
+        root.mkdir(parents=True, exist_ok=True)
+        done = sorted(root.glob("checkpoint_*"))
+        path = root / f"checkpoint_{(int(done[-1].name.split('_')[1]) + 1) if done else 0:06d}"
+        path.mkdir()
+        torch.save(state, path / STATE_FILE)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(path)))
+        for old in done[: max(0, len(done) + 1 - int(_LOCAL["keep"]))]:
+            shutil.rmtree(old, ignore_errors=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(state, os.path.join(tmp, STATE_FILE))
