@@ -55,9 +55,27 @@ def make_ref(run_dir: str | Path) -> VersionRef:
     return VersionRef(version_id(path), str(path))
 
 
+class _Stage:
+    """What Retrieval, Ranking and Reranking share: a cache of loaded version parts (``self.parts``)."""
+
+    stage = "stage"  # name used in health errors
+    parts: PartCache
+
+    def warm(self, ref: VersionRef) -> str:
+        """Load ``ref``'s part now (reload path); returns the version id."""
+        self.parts.get(ref.version, ref.run_dir)
+        return ref.version
+
+    def check_health(self) -> None:
+        if not self.parts.loaded():
+            raise RuntimeError(f"{self.stage}: no model version loaded")
+
+
 @serve.deployment
-class Retrieval:
+class Retrieval(_Stage):
     """User embedding (Redis cache, fail-open), FAISS candidates, seen-item removal; batched per replica."""
+
+    stage = "retrieval"
 
     def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
         import faiss
@@ -67,8 +85,7 @@ class Retrieval:
         self.parts = PartCache(lambda d: load_retrieval_part(d, cfg.seen_splits, cfg.cold_start_pool),
                                cfg.max_loaded_versions)
         self.cache = EmbeddingCache.from_config(cfg.cache)
-        ref = make_ref(run_dir)
-        self.parts.get(ref.version, ref.run_dir)
+        self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
         self.retrieve.set_max_batch_size(cfg.max_batch_size)
         self.retrieve.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
@@ -84,28 +101,20 @@ class Retrieval:
                 out[i] = c
         return out  # type: ignore[return-value]
 
-    def warm(self, ref: VersionRef) -> str:
-        """Load ``ref``'s part now (reload path); returns the version id."""
-        self.parts.get(ref.version, ref.run_dir)
-        return ref.version
-
     def breaker_state(self) -> str:
         return self.cache.breaker.state
 
-    def check_health(self) -> None:
-        if not self.parts.loaded():
-            raise RuntimeError("retrieval: no model version loaded")
-
 
 @serve.deployment
-class Ranking:
+class Ranking(_Stage):
     """Calibrated ``p_click`` and ``e_value`` from the ranker (MMoE + Platt); requests batched with ``@serve.batch``."""
+
+    stage = "ranking"
 
     def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None) -> None:
         loader = ranker_loader or resolve_loader(cfg.ranker_loader)
         self.parts = PartCache(lambda d: load_ranking_part(d, loader, cfg.prior_strength), cfg.max_loaded_versions)
-        ref = make_ref(run_dir)
-        self.parts.get(ref.version, ref.run_dir)
+        self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
         self.score.set_max_batch_size(cfg.max_batch_size)
         self.score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
@@ -119,24 +128,17 @@ class Ranking:
             out.append(rank(self.parts.get(ref.version, ref.run_dir), cand, RequestContext(timestamp=ts)))
         return out
 
-    def warm(self, ref: VersionRef) -> str:
-        self.parts.get(ref.version, ref.run_dir)
-        return ref.version
-
-    def check_health(self) -> None:
-        if not self.parts.loaded():
-            raise RuntimeError("ranking: no model version loaded")
-
 
 @serve.deployment
-class Reranking:
+class Reranking(_Stage):
     """Scalarisation ``w_engagement * p_click + w_value * e_value_normalised`` and MMR diversity."""
+
+    stage = "reranking"
 
     def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
         self.cfg = cfg
         self.parts = PartCache(load_rerank_part, cfg.max_loaded_versions)
-        ref = make_ref(run_dir)
-        self.parts.get(ref.version, ref.run_dir)
+        self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
     def reconfigure(self, user_config: dict) -> None:
         """Serve ``user_config``: change ``w_engagement``, ``w_value``, ``lambda_diversity``, ``top_n_serve``
@@ -153,14 +155,6 @@ class Reranking:
         c = self.cfg  # one read: a concurrent reconfigure never mixes weights within a request
         return rerank(self.parts.get(ref.version, ref.run_dir), scored, k, c.w_engagement, c.w_value,
                       c.value_scale, c.lambda_diversity, c.top_n_serve)
-
-    def warm(self, ref: VersionRef) -> str:
-        self.parts.get(ref.version, ref.run_dir)
-        return ref.version
-
-    def check_health(self) -> None:
-        if not self.parts.loaded():
-            raise RuntimeError("reranking: no model version loaded")
 
 
 @dataclass(frozen=True)
