@@ -19,6 +19,8 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
+from graphrec_ray.data.propensity import item_propensity
+
 
 def ips_bpr_loss(pos_scores: Tensor, neg_scores: Tensor, weights: Tensor | None = None,
                  clip_max: float = float("inf"), ego_sq: Tensor | None = None, reg: float = 0.0) -> Tensor:
@@ -70,5 +72,4 @@ def propensity_from_counts(counts: np.ndarray, power: float = 0.5) -> np.ndarray
     ``power`` 0.5 is the usual choice for implicit feedback (Yang et al. 2018); 1.0 treats exposure as
     proportional to popularity.
     """
-    c = np.asarray(counts, dtype=np.float64) + 1.0
-    return (c / c.max()) ** power
+    return item_propensity(counts, smoothing=1.0, power=power, clip_min=0.0)  # ips_weights clips at clip_max
