@@ -41,7 +41,7 @@ from graphrec_ray.calibration.reliability import plot_reliability
 from graphrec_ray.config import config_hash, from_mapping, to_dict
 from graphrec_ray.errors import DataError
 from graphrec_ray.layout import RunLayout
-from graphrec_ray.manifest import write_manifest
+from graphrec_ray.manifest import read_manifest, sha256_file, write_manifest
 from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, save_model
 from graphrec_ray.ranking.config import RankingConfig
 from graphrec_ray.ranking.data import Events, load_events, load_feature_builder, resolve_data_dir
@@ -142,12 +142,10 @@ def fingerprint(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> str:
     ``trainer``, ``torch_threads``), so a run continued with more epochs still resumes."""
     import hashlib
 
-    from graphrec_ray.manifest import sha256_file
-
     layout = RunLayout(run_dir)
     model_cfg = {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "trainer", "torch_threads")}
     parts = [json.dumps(model_cfg, sort_keys=True), str(data_dir),
-             json.dumps(json.loads((layout.preprocess / "manifest.json").read_text()).get("files", {}), sort_keys=True),
+             json.dumps(read_manifest(layout.preprocess).get("files", {}), sort_keys=True),
              sha256_file(layout.user_embeddings), sha256_file(layout.item_embeddings)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -159,8 +157,7 @@ def _p_true(data_dir: Path, run_dir: Path, events: Events) -> np.ndarray | None:
     if not (data_dir / GT_DIR).is_dir():
         return None
     gt = GroundTruth.load(data_dir)
-    manifest = RunLayout(run_dir).preprocess / "manifest.json"
-    threshold = float(json.loads(manifest.read_text()).get("config", {}).get("click_threshold", 0.5))
+    threshold = float(read_manifest(RunLayout(run_dir).preprocess).get("config", {}).get("click_threshold", 0.5))
     return true_click_prob(lambda u, v: gt.p_watch_at_least(u, v, threshold), events.user_id, events.video_id)
 
 

@@ -13,7 +13,6 @@ A view without timestamp but with a ``date`` is placed at noon local time of tha
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pyarrow.parquet as pq
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
 from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import read_manifest
 from graphrec_ray.ranking.features import LOCAL_UTC_OFFSET_S, FeatureBuilder, FeatureSpec, yyyymmdd_to_epoch_day
 from graphrec_ray.ranking.sessions import session_context
 
@@ -153,7 +153,7 @@ def resolve_data_dir(run_dir: str | Path, data_dir: str | Path | None = None) ->
     manifest = RunLayout(Path(run_dir)).preprocess / "manifest.json"
     if not manifest.is_file():
         raise DataError(f"{manifest} not found: run `graphrec preprocess --run-dir {run_dir}` first")
-    recorded = json.loads(manifest.read_text()).get("data_dir")
+    recorded = read_manifest(manifest.parent).get("data_dir")
     if not recorded:
         raise DataError(f"{manifest} names no data_dir; pass data_dir=... to the ranking job")
     return Path(recorded)

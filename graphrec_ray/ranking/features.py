@@ -47,10 +47,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graphrec_ray.data.kuairec import TIMEZONE_OFFSET_S
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
 
-LOCAL_UTC_OFFSET_S = 8 * 3600  # KuaiRec timestamps are Unix seconds; local time is UTC+8
+LOCAL_UTC_OFFSET_S = TIMEZONE_OFFSET_S  # KuaiRec timestamps are Unix seconds; local time is UTC+8
 SECONDS_PER_DAY = 86400
 
 USER_BINARY = ("is_lowactive_period", "is_live_streamer", "is_video_author")
