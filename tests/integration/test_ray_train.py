@@ -4,6 +4,7 @@ run resumes from its last checkpoint instead of starting over."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ def _loop_that_dies_once(config: dict[str, Any]) -> None:
         marker = Path(config["marker"])
         if epoch == 1 and world_rank() == 1 and not marker.exists():
             marker.write_text("killed")
+            # Die a while after reporting, as a worker does mid-epoch: reports reach the controller on its health
+            # poll (0.25 s here), and a death in the same instant could beat the epoch's checkpoint to it, in which
+            # case restarting from scratch would be right and the test would not test resume.
+            time.sleep(1.0)
             os._exit(1)  # a hard worker death (no exception, no clean shutdown)
 
 
