@@ -4,8 +4,10 @@ Measures, in one process on loopback, the p50/p95/p99 of fetching ONE user's emb
 serving pattern of ``/recommend``:
 
 * ``table``: ``EmbeddingCache`` with no Redis: a NumPy row copy (the fail-open path; the baseline);
-* ``redis_get``: a bare ``GET`` of the binary value with redis-py, plus decoding (the floor for Redis);
-* ``cache_mget``: ``EmbeddingCache.get_many`` for one user, hit path (MGET + breaker + decode);
+* ``redis_get``: a bare ``GET`` of the binary value through the redis-py client (``Redis.get``), plus decoding;
+* ``conn_mget``: the same key by ``MGET`` on a held redis-py connection, plus decoding (the round-trip floor);
+* ``cache_mget``: ``EmbeddingCache.get_many`` for one user, hit path (MGET on its ``DirectReader`` connection
+  + breaker + decode + stats);
 * ``cache_mget_16``: a batch of 16 users in one MGET (what a batched retrieval call does), per user.
 
     python benchmarks/cache_fetch.py [--url redis://127.0.0.1:6379/0] [--n 5000]
@@ -65,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         run("table", lambda u: local.get_many(version, np.array([u]), table))
         client = remote.client
         run("redis_get", lambda u: np.frombuffer(client.get(remote.key(version, int(u))), dtype="<f4"))
+        conn = client.connection_pool.make_connection()
+
+        def conn_mget(u: int) -> np.ndarray:
+            conn.send_command("MGET", remote.key(version, int(u)))
+            return np.frombuffer(conn.read_response()[0], dtype="<f4")
+
+        run("conn_mget", conn_mget)
         run("cache_mget", lambda u: remote.get_many(version, np.array([u]), table))
         batch = rng.integers(0, args.users, (args.n, 16))
         it = iter(range(10**9))

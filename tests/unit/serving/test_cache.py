@@ -115,12 +115,39 @@ def test_keys_are_namespaced_by_model_version(prefix: str, table: np.ndarray) ->
 def test_batch_read_is_one_mget_and_misses_one_pipeline(prefix: str, table: np.ndarray) -> None:
     cache = _cache(prefix)
     cache.client = CountingClient(cache.client)
+    cache.reader = CountingClient(cache.reader)
     users = np.arange(40)
     cache.get_many("v1", users, table)
     cache.get_many("v1", users, table)
-    assert cache.client.calls.get("mget") == 2
-    assert cache.client.calls.get("pipeline") == 1  # write-back of 40 misses in one round trip
-    assert "get" not in cache.client.calls
+    assert cache.reader.calls == {"mget": 2}  # one MGET per batch, on the reader's own connection
+    assert cache.client.calls == {"pipeline": 1}  # write-back of 40 misses in one round trip
+
+
+def test_busy_reader_falls_back_to_the_pooled_client(prefix: str, table: np.ndarray) -> None:
+    cache = _cache(prefix)
+    cache.warm("v1", table)
+    cache.client = CountingClient(cache.client)
+    cache.reader.client = cache.client
+    with cache.reader._lock:  # another thread is mid-read on the dedicated connection
+        emb, hit = cache.get_many("v1", np.array([2, 3]), table * 0)
+    assert hit.all() and cache.client.calls == {"mget": 1}
+    np.testing.assert_array_equal(emb, table[[2, 3]])
+
+
+def test_reader_connection_killed_fails_open_then_reconnects(prefix: str, table: np.ndarray) -> None:
+    cache = _cache(prefix)
+    cache.warm("v1", table)
+    assert cache.get_many("v1", np.array([1]), table)[1].all()
+    conn = cache.reader._conn
+    conn.send_command("CLIENT", "ID")
+    killed = make_redis_client(CacheConfig(url=REDIS_URL)).client_kill_filter(_id=conn.read_response())
+    assert killed == 1
+    emb, hit = cache.get_many("v1", np.array([1]), table * 0)  # the server closed the connection
+    assert not hit.any() and cache.stats.errors == 1
+    np.testing.assert_array_equal(emb, 0 * table[[1]])  # failed open to the in-process table
+    emb, hit = cache.get_many("v1", np.array([1]), table * 0)  # dropped, reconnected, served by Redis
+    assert hit.all() and cache.breaker.state == CLOSED
+    np.testing.assert_array_equal(emb, table[[1]])
 
 
 def test_closed_port_fails_open_fast_and_breaker_opens_then_half_opens(table: np.ndarray) -> None:
