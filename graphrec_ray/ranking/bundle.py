@@ -22,6 +22,7 @@ from graphrec_ray.errors import DataError
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest
 from graphrec_ray.ranking.context import RequestContext
+from graphrec_ray.ranking.factorized import FactorizedScorer
 from graphrec_ray.ranking.features import FeatureBuilder, FeatureSpec
 from graphrec_ray.ranking.mmoe import CLICK, VALUE, MMoE
 
@@ -60,6 +61,7 @@ class RankerBundle:
         if model.ids.dim and (model.ids.user.num_embeddings, model.ids.item.num_embeddings) != builder.n_ids:
             raise DataError(f"model id tables do not match the run's id maps {builder.n_ids}")
         self.builder, self.model, self.calibrator, self.version = builder, model.eval(), calibrator, version
+        self.scorer = FactorizedScorer(self.model, builder)  # item side of the first layer, precomputed
 
     @classmethod
     def load(cls, run_dir: Path, data_dir: Path | None = None, torch_threads: int = 1) -> "RankerBundle":
@@ -109,10 +111,8 @@ class RankerBundle:
         n_users, n_items = self.builder.n_ids
         if not 0 <= int(user_idx) < n_users or item_idx.min() < 0 or item_idx.max() >= n_items:
             raise IndexError(f"user_idx must be in [0, {n_users}) and item_idx in [0, {n_items})")
-        x = torch.from_numpy(self.features(user_idx, item_idx, ctx, user_emb))
-        with torch.inference_mode():
-            out = self.model(x, torch.full((item_idx.size,), int(user_idx), dtype=torch.int64),
-                             torch.from_numpy(item_idx)).numpy()
+        out = self.scorer.outputs(int(user_idx), item_idx, ctx.timestamp, ctx.position_in_session,
+                                  ctx.seconds_since_last_view, user_emb)
         p = np.clip(self.calibrator.predict(out[:, CLICK]), 0.0, 1.0).astype(np.float32)
         return p, out[:, VALUE].astype(np.float32)
 

@@ -63,6 +63,10 @@ DAILY_RATIOS = (("play_cnt", "show_cnt"), ("complete_play_cnt", "play_cnt"), ("v
 DAILY_WIDTH = len(DAILY_COUNTS) + len(DAILY_RATIOS) + 1
 CONTEXT_WIDTH = 12
 FEATURE_SPEC_VERSION = 1
+#: Blocks by what they depend on, for scorers that compute each side once (``graphrec_ray.ranking.factorized``):
+USER_SIDE = ("user_emb", "user_profile", "context")  # the user and the moment: equal for one request's candidates
+ITEM_SIDE = ("item_emb", "item_static")  # the item alone: fixed within a model version
+PAIR_SIDE = ("item_daily", "cross")  # item AND request: item stats as of the request's day, user . item
 #: One line per block, copied into ``feature_spec.json`` (see the table in the module docstring).
 BLOCK_DOCS = {
     "user_emb": "retrieval user embedding (or the user_emb passed at serving)",
@@ -396,17 +400,45 @@ class FeatureBuilder:
         n = item_idx.size
         user_idx = np.broadcast_to(np.asarray(user_idx, dtype=np.int64), (n,))
         ts = np.broadcast_to(np.asarray(timestamp, dtype=np.float64), (n,))
-        spec = self.spec
-        out = np.empty((n, spec.dim), dtype=np.float32)
-        ue = self.user_emb[user_idx] if user_emb is None else np.broadcast_to(
-            np.asarray(user_emb, dtype=np.float32), (n, spec.emb_dim))
+        ue = self.user_embedding(user_idx, user_emb)
+        out = np.empty((n, self.spec.dim), dtype=np.float32)
+        self.fill_user_side(out, user_idx, ts, position, since_last, ue)
+        self.fill_item_side(out, item_idx)
+        self.fill_pair_side(out, item_idx, ts, ue)
+        return out
+
+    def user_embedding(self, user_idx: np.ndarray, user_emb: np.ndarray | None = None) -> np.ndarray:
+        """``(N, d)`` user embeddings: the stored rows of ``user_idx`` ``(N,)``, or ``user_emb`` broadcast."""
+        if user_emb is None:
+            return self.user_emb[user_idx]
+        return np.broadcast_to(np.asarray(user_emb, dtype=np.float32), (len(user_idx), self.spec.emb_dim))
+
+    def fill_user_side(self, out: np.ndarray, user_idx: np.ndarray, timestamp: np.ndarray, position: np.ndarray,
+                       since_last: np.ndarray, ue: np.ndarray) -> None:
+        """Write the :data:`USER_SIDE` blocks of ``out`` ``(N, D)`` (``ue``: :meth:`user_embedding`)."""
+        n, spec = out.shape[0], self.spec
         out[:, spec.block("user_emb")] = ue
         out[:, spec.block("user_profile")] = self.user_profile[user_idx]
-        s_item = spec.block("item_emb").start
-        out[:, s_item:spec.block("item_static").stop] = self.item_table[item_idx]
-        out[:, spec.block("item_daily")] = self.item_daily[item_idx, self.day_index(ts)]
-        ie = self.item_table[item_idx, :spec.emb_dim]
-        out[:, spec.block("cross")] = np.einsum("nd,nd->n", ue, ie)[:, None]
-        out[:, spec.block("context")] = context_block(ts, np.broadcast_to(position, (n,)),
+        out[:, spec.block("context")] = context_block(np.broadcast_to(timestamp, (n,)),
+                                                      np.broadcast_to(position, (n,)),
                                                       np.broadcast_to(since_last, (n,)))
+
+    def fill_item_side(self, out: np.ndarray, item_idx: np.ndarray) -> None:
+        """Write the :data:`ITEM_SIDE` blocks of ``out`` ``(N, D)`` for ``item_idx`` ``(N,)``."""
+        out[:, self.spec.block("item_emb").start:self.spec.block("item_static").stop] = self.item_table[item_idx]
+
+    def fill_pair_side(self, out: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray, ue: np.ndarray) -> None:
+        """Write the :data:`PAIR_SIDE` blocks of ``out`` ``(N, D)`` (values from :meth:`pair_side`)."""
+        pair, start = self.pair_side(item_idx, timestamp, ue), 0
+        for name in PAIR_SIDE:
+            cols = self.spec.block(name)
+            out[:, cols] = pair[:, start:start + cols.stop - cols.start]
+            start += cols.stop - cols.start
+
+    def pair_side(self, item_idx: np.ndarray, timestamp: np.ndarray, ue: np.ndarray) -> np.ndarray:
+        """``(N, P)`` the :data:`PAIR_SIDE` blocks side by side, in that order: item stats as of the event's
+        day (``item_daily``), then ``user_emb . item_emb`` (``cross``)."""
+        out = np.empty((item_idx.size, DAILY_WIDTH + 1), dtype=np.float32)
+        out[:, :DAILY_WIDTH] = self.item_daily[item_idx, self.day_index(timestamp)]
+        out[:, DAILY_WIDTH] = np.einsum("nd,nd->n", ue, self.item_table[item_idx, :self.spec.emb_dim])
         return out

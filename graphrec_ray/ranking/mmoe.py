@@ -60,8 +60,12 @@ class ParallelExperts(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = x.shape[0]
-        h = self.dropout(torch.relu(self.first(x)))  # (B, E*H0)
+        return self.from_first(self.first(x))
+
+    def from_first(self, pre: torch.Tensor) -> torch.Tensor:
+        """The rest of :meth:`forward` from the first layer's pre-activations ``(B, E*H0)``."""
+        b = pre.shape[0]
+        h = self.dropout(torch.relu(pre))  # (B, E*H0)
         h = h.view(b, self.n_experts, self.hidden[0]).transpose(0, 1)  # (E, B, H0)
         for w, bias in zip(self.weights, self.biases):
             h = self.dropout(torch.relu(torch.baddbmm(bias, h, w)))  # (E, B, Hk)
@@ -99,8 +103,22 @@ class MMoE(nn.Module):
         """``(B, D)`` features (+ ``(B,)`` ids) ``-> (B, T)`` outputs (column 0 click logit, column 1 value);
         with ``return_gates`` also the gates ``(B, T, E)``."""
         z = torch.cat([self.norm(x), self.ids(user_idx, item_idx, x.shape[0])], dim=1)
-        experts = self.experts(z)  # (B, E, H)
-        gates = torch.softmax(self.gates(z).view(-1, self.n_tasks, self.n_experts), dim=-1)  # (B, T, E)
-        mixed = torch.bmm(gates, experts)  # (B, T, H)
-        out = torch.cat([tower(mixed[:, t]) for t, tower in enumerate(self.towers)], dim=1)  # (B, T)
+        out, gates = self.from_first(self.experts.first(z), self.gates(z))
         return (out, gates) if return_gates else out
+
+    def first_layer(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight ``(O, D + 2 * id_dim)`` and bias ``(O,)`` of the linear map every input goes through first:
+        the experts' first layer (``E * H0`` rows) stacked on the gates (``T * E`` rows). It acts on the
+        normalised features followed by the id embeddings (user, then item)."""
+        weight = torch.cat([self.experts.first.weight, self.gates.weight])
+        return weight, torch.cat([self.experts.first.bias, self.gates.bias])
+
+    def from_first(self, expert_pre: torch.Tensor, gate_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs ``(B, T)`` and gates ``(B, T, E)`` from the first layer's outputs: expert pre-activations
+        ``(B, E * H0)`` and gate logits ``(B, T * E)`` (what :meth:`first_layer` computes)."""
+        experts = self.experts.from_first(expert_pre)  # (B, E, H)
+        gates = torch.softmax(gate_logits.view(-1, self.n_tasks, self.n_experts), dim=-1)  # (B, T, E)
+        # gate-weighted sum of the experts, (B, T, H); 2.5-3.4x faster on CPU than bmm of B tiny (T, E) @ (E, H)
+        mixed = (gates.unsqueeze(-1) * experts.unsqueeze(1)).sum(dim=2)
+        out = torch.cat([tower(mixed[:, t]) for t, tower in enumerate(self.towers)], dim=1)  # (B, T)
+        return out, gates
