@@ -1,22 +1,28 @@
 """Load test of the Serve graph over HTTP on loopback, side by side with a no-op graph and a plain process.
 
-Variants (each server runs in its own child process; the load generator is this process):
+Variants:
 
-* ``full``: the real graph (Ingress → Retrieval → Ranking → Reranking) from ``serve_app.app.build_graph``;
+* ``full``: the real graph (Ingress -> Retrieval -> Ranking -> Reranking) from ``serve_app.app.build_graph``;
 * ``noop``: a graph of the same shape whose deployments do nothing (the Serve overhead floor, the baseline);
-* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.pipeline.recommend``);
-* ``full-throughput`` / ``noop-throughput``: as above with ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (Serve's
-  throughput-optimised mode: gRPC between replicas, direct ingress, no separate user-code thread/router loop);
-* ``full-grpc``: the real graph with only ``RAY_SERVE_USE_GRPC_BY_DEFAULT=1`` (gRPC between replicas).
+* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.pipeline.recommend``).
 
-Bounded load: ``--requests`` requests (after a warm-up) from ``--concurrency`` keep-alive connections, users
-cycling through known ids plus ~5% unknown (cold start). Reports p50/p95/p99 latency and requests/s, and the
-ratios against ``noop`` (goals from issue 5: full p50 <= 1.3x noop, throughput >= 0.7x noop, p99 <= 25 ms).
+The Serve variants run in groups, one local Ray cluster (a child process) per group, each with its own Serve
+settings: ``default`` (our configuration), ``throughput`` (``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``: gRPC between
+replicas, direct ingress, user code and router on the replica's main loop) and ``grpc``
+(``RAY_SERVE_USE_GRPC_BY_DEFAULT=1`` only). Within a group, ``noop`` and ``full`` are two applications of the
+SAME cluster (route prefixes ``/noop`` and ``/full``) and the load alternates between them in short blocks
+(``plain`` joins the ``default`` group from its own process), so every ratio is a paired comparison: a busy
+neighbour or a CPU clock change on a shared VM hits baseline and variant alike.
 
-    python benchmarks/serve_load.py                       # synthetic KuaiRec-size run dir, all variants
+Bounded load: ``--requests`` requests per variant (after a warm-up) from ``--concurrency`` keep-alive
+connections, users cycling through known ids plus ~5% unknown (cold start). Reports p50/p95/p99 latency and
+requests/s, and the ratios against ``noop`` of the same group (goals from issue 5: full p50 <= 1.3x noop,
+throughput >= 0.7x noop, p99 <= 25 ms).
+
+    python benchmarks/serve_load.py                       # synthetic KuaiRec-size run dir, all groups
     python benchmarks/serve_load.py --run-dir runs/demo   # a real pipeline run (RankerBundle)
 
-Writes ``outputs/serve_load.json``. Each Serve variant starts its own local Ray cluster (num_cpus=4 logical).
+Writes ``outputs/serve_load.json``. Each group's cluster is ``ray.init(num_cpus=4)`` (logical CPUs).
 """
 
 from __future__ import annotations
@@ -32,17 +38,17 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVE_ENV = {
-    "full": {}, "noop": {}, "plain": {},
-    "full-throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    "noop-throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    "full-grpc": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
+GROUPS = {
+    "default": {},
+    "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    "grpc": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
 }
 EMBEDDED_RANKER = "graphrec_ray.serving.baseline_ranker:EmbeddingRanker.load"
 
@@ -105,15 +111,16 @@ def _noop_app() -> Any:
     return NoopIngress.options(**opts).bind(*(Stage.options(name=f"Stage{i}", **opts).bind() for i in range(3)))
 
 
-def child(variant: str, run_dir: str, port: int, overrides: list[str]) -> None:
-    """Serve ``variant`` on ``port``; print READY; stop when stdin closes."""
+def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
+    """Serve ``group`` on ``port`` (``plain``: one uvicorn process; else ``/noop`` and ``/full`` on one Ray
+    cluster); print READY; stop when stdin closes."""
     from graphrec_ray.config import load_config
     from graphrec_ray.serving.config import ServeConfig
 
     cfg = load_config(ServeConfig, ROOT / "configs/serve.yaml", overrides)
     stop = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    if variant == "plain":
+    if group == "plain":
         import uvicorn
 
         server = uvicorn.Server(uvicorn.Config(plain_app(cfg, run_dir), host="127.0.0.1", port=port,
@@ -130,8 +137,8 @@ def child(variant: str, run_dir: str, port: int, overrides: list[str]) -> None:
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
-        app = _noop_app() if variant.startswith("noop") else build_graph(cfg, run_dir)
-        serve.run(app, name="bench", route_prefix="/")
+        serve.run(_noop_app(), name="noop", route_prefix="/noop")
+        serve.run(build_graph(cfg, run_dir), name="full", route_prefix="/full")
         _ready_when_listening(port)
         stop.wait()
     finally:
@@ -212,60 +219,94 @@ async def _one_connection(port: int, paths: list[str], start: int, step: int, n:
         writer.close()
 
 
-def load(port: int, paths: list[str], n: int, concurrency: int) -> dict[str, Any]:
-    """``n`` requests over ``concurrency`` keep-alive connections; latency percentiles (ms) and req/s."""
-    async def go(count: int) -> tuple[list[float], list[int], float]:
+def load(port: int, paths: list[str], n: int, concurrency: int) -> tuple[list[float], list[int], float]:
+    """``n`` requests over ``concurrency`` keep-alive connections: latencies (s), statuses, wall time (s)."""
+    async def go() -> tuple[list[float], list[int], float]:
         lat: list[float] = []
         status: list[int] = []
         t0 = time.perf_counter()
-        await asyncio.gather(*(_one_connection(port, paths, c, concurrency, count, lat, status)
+        await asyncio.gather(*(_one_connection(port, paths, c, concurrency, n, lat, status)
                                for c in range(concurrency)))
         return lat, status, time.perf_counter() - t0
 
-    asyncio.run(go(min(200, n)))  # warm-up: replicas, connections, caches
-    lat, status, wall = asyncio.run(go(n))
-    ms = np.asarray(lat) * 1e3
-    return {"requests": len(lat), "errors": int(sum(s != 200 for s in status)),
-            "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "rps": len(lat) / wall}
+    return asyncio.run(go())
 
 
-def run_variant(variant: str, run_dir: Path, paths: list[str], args: argparse.Namespace) -> dict[str, Any]:
+def interleaved(targets: dict[str, tuple[int, str]], paths: list[str], n: int, concurrency: int,
+                block: int) -> dict[str, dict[str, Any]]:
+    """``n`` requests per target in alternating blocks of ``block``; per target p50/p95/p99 (ms) and req/s.
+
+    ``targets`` maps a variant name to ``(port, path prefix)``; each block replays the next slice of ``paths``.
+    """
+    for port, prefix in targets.values():  # warm-up: replicas, connections, caches
+        load(port, [prefix + p for p in paths[:200]], min(200, n), concurrency)
+    acc: dict[str, tuple[list[float], list[int], list[float]]] = {v: ([], [], []) for v in targets}
+    for start in range(0, n, block):
+        chunk = [paths[(start + i) % len(paths)] for i in range(min(block, n - start))]
+        for v, (port, prefix) in targets.items():
+            lat, status, wall = load(port, [prefix + p for p in chunk], len(chunk), concurrency)
+            acc[v][0].extend(lat)
+            acc[v][1].extend(status)
+            acc[v][2].append(wall)
+    out = {}
+    for v, (lat, status, walls) in acc.items():
+        ms = np.asarray(lat) * 1e3
+        out[v] = {"requests": len(lat), "errors": int(sum(s != 200 for s in status)),
+                  "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+                  "p99_ms": float(np.percentile(ms, 99)), "rps": len(lat) / sum(walls)}
+    return out
+
+
+def _free_port() -> int:
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **SERVE_ENV[variant]}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", variant, "--run-dir", str(run_dir),
+    return port
+
+
+@contextmanager
+def server(group: str, run_dir: Path, args: argparse.Namespace) -> Iterator[int]:
+    """Start ``group``'s server (see :func:`child`) in a child process; yields its port once it listens."""
+    port = _free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **GROUPS.get(group, {})}
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", group, "--run-dir", str(run_dir),
            "--port", str(port), *args.overrides]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     try:
-        t0 = time.time()
         while proc.stdout is not None and (line := proc.stdout.readline()):
             if line.strip() == "READY":
                 break
         else:
-            raise RuntimeError(f"{variant}: server exited before it was ready")
-        start_s = time.time() - t0
-        result = {f"c{c}": load(port, paths, args.requests, c) for c in args.concurrency}
-        result["startup_s"] = round(start_s, 1)
+            raise RuntimeError(f"{group}: server exited before it was ready")
+        yield port
     finally:
         if proc.stdin is not None:
-            proc.stdin.close()  # child shuts Serve and Ray down
+            proc.stdin.close()  # the child shuts Serve and Ray down
         try:
             proc.wait(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
-    return result
+
+
+def run_group(group: str, run_dir: Path, paths: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Results of ``noop`` and ``full`` in ``group`` (plus ``plain`` with ``default``), per concurrency level."""
+    with ExitStack() as stack:
+        port = stack.enter_context(server(group, run_dir, args))
+        targets = {"noop": (port, "/noop"), "full": (port, "/full")}
+        if group == "default" and not args.no_plain:
+            targets["plain"] = (stack.enter_context(server("plain", run_dir, args)), "")
+        return {f"c{c}": interleaved(targets, paths, args.requests, c, args.block * c) for c in args.concurrency}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", default=None, help="run directory (default: a synthetic KuaiRec-size one)")
-    p.add_argument("--variants", nargs="+", default=["noop", "full", "plain", "noop-throughput",
-                                                     "full-throughput", "full-grpc"], choices=list(SERVE_ENV))
-    p.add_argument("--requests", type=int, default=1500)
+    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    p.add_argument("--no-plain", action="store_true", help="skip the one-process FastAPI variant")
+    p.add_argument("--requests", type=int, default=1500, help="requests per variant and concurrency level")
+    p.add_argument("--block", type=int, default=25, help="requests per connection in each alternating block")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client connections (each level)")
     p.add_argument("--seen-per-user", type=int, default=300, help="synthetic run dir: seen items per user")
     p.add_argument("--out", default="outputs/serve_load.json")
@@ -313,36 +354,37 @@ def _run_all(args: argparse.Namespace) -> tuple[dict[str, Any], argparse.Namespa
         ids = rng.choice(users, size=950).tolist() + [int(users.max()) + 1 + i for i in range(50)]
         paths = [f"/recommend/{u}?k=10" for u in rng.permutation(ids)]
         results: dict[str, Any] = {}
-        for v in args.variants:
-            print(f"{v}: starting ...", flush=True)
-            results[v] = run_variant(v, run_dir, paths, args)
+        for g in args.groups:
+            print(f"{g}: starting ...", flush=True)
+            results[g] = run_group(g, run_dir, paths, args)
             for c in args.concurrency:
-                r = results[v][f"c{c}"]
-                print(f"{v:<16} c={c:<3} p50={r['p50_ms']:7.2f} ms  p95={r['p95_ms']:7.2f}  p99={r['p99_ms']:7.2f}"
-                      f"  {r['rps']:7.1f} req/s  errors={r['errors']}", flush=True)
+                for v, r in results[g][f"c{c}"].items():
+                    print(f"{g + '/' + v:<18} c={c:<3} p50={r['p50_ms']:7.2f} ms  p95={r['p95_ms']:7.2f}  "
+                          f"p99={r['p99_ms']:7.2f}  {r['rps']:7.1f} req/s  errors={r['errors']}", flush=True)
     return results, args
 
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
-    base = {"full": "noop", "plain": "noop", "full-grpc": "noop", "full-throughput": "noop-throughput",
-            "noop-throughput": "noop"}
     ratios: dict[str, Any] = {}
     for c in args.concurrency:
-        print(f"\nratios against the no-op graph (same run; concurrency {c}, {args.requests} requests):")
-        for v, b in base.items():
-            if v in results and b in results:
-                rv, rb = results[v][f"c{c}"], results[b][f"c{c}"]
-                ratios[f"{v}@c{c}"] = {"baseline": b, "p50_ratio": rv["p50_ms"] / rb["p50_ms"],
-                                       "rps_ratio": rv["rps"] / rb["rps"]}
-                print(f"  {v:<16} vs {b:<16} p50 {rv['p50_ms'] / rb['p50_ms']:.2f}x   "
-                      f"throughput {rv['rps'] / rb['rps']:.2f}x")
-        if "full" in results and "noop" in results:
-            f, n = results["full"][f"c{c}"], results["noop"][f"c{c}"]
-            print(f"  goals for full: p50 {f['p50_ms'] / n['p50_ms']:.2f}x noop (<= 1.3), throughput "
+        print(f"\nratios against the no-op graph of the same group (paired; concurrency {c}, "
+              f"{args.requests} requests each):")
+        for g, res in results.items():
+            base = res[f"c{c}"]["noop"]
+            for v, r in res[f"c{c}"].items():
+                if v == "noop":
+                    continue
+                ratios[f"{g}/{v}@c{c}"] = {"p50_ratio": r["p50_ms"] / base["p50_ms"], "rps_ratio": r["rps"] / base["rps"],
+                                           "p99_ms": r["p99_ms"]}
+                print(f"  {g + '/' + v:<18} p50 {r['p50_ms'] / base['p50_ms']:.2f}x   throughput "
+                      f"{r['rps'] / base['rps']:.2f}x   p99 {r['p99_ms']:.1f} ms")
+        if "default" in results:
+            f, n = results["default"][f"c{c}"]["full"], results["default"][f"c{c}"]["noop"]
+            print(f"  goals for default/full: p50 {f['p50_ms'] / n['p50_ms']:.2f}x noop (<= 1.3), throughput "
                   f"{f['rps'] / n['rps']:.2f}x noop (>= 0.7), p99 {f['p99_ms']:.1f} ms (<= 25)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"concurrency": args.concurrency, "requests": args.requests,
+    out.write_text(json.dumps({"concurrency": args.concurrency, "requests": args.requests, "block": args.block,
                                "run_dir": str(args.run_dir or "synthetic"), "results": results,
                                "ratios": ratios}, indent=2) + "\n")
     print(f"wrote {out}")

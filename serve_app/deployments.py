@@ -142,7 +142,8 @@ class Reranking(_Stage):
 
     def reconfigure(self, user_config: dict) -> None:
         """Serve ``user_config``: change ``w_engagement``, ``w_value``, ``lambda_diversity``, ``top_n_serve``
-        live (e.g. from the Serve config YAML) without restarting replicas; other keys are rejected."""
+        live; other keys are rejected. ``serve deploy`` of the config YAML applies a changed ``user_config`` in
+        place (no restart); ``serve.run`` from Python has no code version to compare, so it rolls the replicas."""
         allowed = {"w_engagement", "w_value", "lambda_diversity", "top_n_serve"}
         unknown = sorted(set(user_config) - allowed)
         if unknown:

@@ -331,7 +331,8 @@ def test_lower_lambda_via_user_config_increases_diversity(app: App) -> None:
     raw, u = int(USER_RAW(5)), 5
     base = _item_idx(app.get(f"/recommend/{raw}").json())
     graph = build_graph(app.cfg, app.v1.run_dir, reranking_user_config={"lambda_diversity": 0.3})
-    serve.run(graph, name="graphrec-test", route_prefix="/")  # live update: reconfigure(), no restart
+    serve.run(graph, name="graphrec-test", route_prefix="/")  # from Python this rolls the replicas; `serve deploy`
+    # of the config YAML would apply the same user_config in place (reconfigure, no restart)
     diverse = _item_idx(app.get(f"/recommend/{raw}").json())
     unit = app.versions[version_id(app.v1.run_dir)].rerank.item_unit
     assert intra_list_diversity(unit[diverse]) > intra_list_diversity(unit[base])
