@@ -45,6 +45,7 @@ from typing import Any, Iterator
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # test helpers (planted run dir, free port) live in tests/
 GROUPS = {
     "default": {},
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
@@ -61,7 +62,6 @@ def synthetic_run_dir(root: Path, seen_per_user: int, seed: int = 0) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    sys.path.insert(0, str(ROOT))
     from tests.unit.serving.planted import make_run_dir
 
     make_run_dir(root, seed=seed, n_users=7176, n_items=10728, n_clusters=32, dim=64)
@@ -257,18 +257,12 @@ def interleaved(targets: dict[str, tuple[int, str]], paths: list[str], n: int, c
     return out
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @contextmanager
 def server(group: str, run_dir: Path, args: argparse.Namespace) -> Iterator[int]:
     """Start ``group``'s server (see :func:`child`) in a child process; yields its port once it listens."""
-    port = _free_port()
+    from tests.net import free_port
+
+    port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **GROUPS.get(group, {})}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", group, "--run-dir", str(run_dir),
            "--port", str(port), *args.overrides]

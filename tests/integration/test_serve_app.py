@@ -24,6 +24,7 @@ from graphrec_ray.serving.cache import EmbeddingCache, make_redis_client
 from graphrec_ray.serving.config import CacheConfig, ServeConfig
 from graphrec_ray.serving.pipeline import recommend
 from graphrec_ray.serving.versioned import load_version, version_id
+from tests.net import free_port
 from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir
 
 pytestmark = pytest.mark.integration
@@ -34,10 +35,7 @@ class TcpProxy:
 
     def __init__(self, target: tuple[str, int] = ("127.0.0.1", 6379)) -> None:
         self.target = target
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        self.port = s.getsockname()[1]
-        s.close()
+        self.port = free_port()
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -93,14 +91,6 @@ class TcpProxy:
             self._conns = []
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class App:
     def __init__(self, url: str, cfg: ServeConfig, v1: Planted, v2: Planted, proxy: TcpProxy) -> None:
         self.url, self.cfg, self.v1, self.v2, self.proxy = url, cfg, v1, v2, proxy
@@ -127,7 +117,7 @@ def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     proxy = TcpProxy()
     proxy.start()
     prefix = f"graphrec-test-E-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     cfg = load_config(ServeConfig, None, [
         f"ranker_loader={RANKER}", "lambda_diversity=1.0", f"http_port={port}",
         f"cache.url=redis://127.0.0.1:{proxy.port}/0", f"cache.key_prefix={prefix}",

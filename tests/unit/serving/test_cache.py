@@ -16,6 +16,7 @@ import pytest
 
 from graphrec_ray.serving.cache import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, EmbeddingCache, make_redis_client
 from graphrec_ray.serving.config import CacheConfig
+from tests.net import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -65,14 +66,6 @@ def table() -> np.ndarray:
 
 def _cache(prefix: str, **kw: Any) -> EmbeddingCache:
     return EmbeddingCache.from_config(CacheConfig(url=REDIS_URL, key_prefix=prefix, **kw))
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()  # nothing listens there any more: connection refused
-    return port
 
 
 def test_miss_then_hit_with_binary_float32_values(prefix: str, table: np.ndarray) -> None:
@@ -152,7 +145,8 @@ def test_reader_connection_killed_fails_open_then_reconnects(prefix: str, table:
 
 def test_closed_port_fails_open_fast_and_breaker_opens_then_half_opens(table: np.ndarray) -> None:
     clock = FakeClock()
-    cfg = CacheConfig(url=f"redis://127.0.0.1:{_closed_port()}/0", failure_threshold=2, reset_timeout_s=5.0)
+    port = free_port()  # nothing listens there: connection refused
+    cfg = CacheConfig(url=f"redis://127.0.0.1:{port}/0", failure_threshold=2, reset_timeout_s=5.0)
     cache = EmbeddingCache(make_redis_client(cfg), "x", 60, CircuitBreaker(2, 5.0, clock=clock))
     t0 = time.perf_counter()
     for _ in range(2):
