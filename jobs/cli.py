@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-retrieval": ("jobs.train_retrieval", "train LightGCN / baselines on Ray Train and evaluate"),
     "build-index": ("jobs.build_index", "build the FAISS item index from retrieval embeddings"),
     "train-ranker": ("jobs.train_ranker", "train the MMoE ranker on Ray Train and calibrate it"),
-    "serve": ("serve_app.run", "start the Ray Serve application for a run directory"),
+    "serve": ("jobs.serve", "start the Ray Serve application for a run directory"),
     "demo": ("jobs.pipeline", "run the whole pipeline on the embedded default (simulator data)"),
 }
 

@@ -52,7 +52,7 @@ def apply_ray_env_defaults() -> None:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to Ray once: the given address, the job's cluster, or a new local one.
+    """Connect to Ray once: the given address, the job's cluster (``RAY_ADDRESS``), or a new private local one.
 
     Idempotent. A local cluster gets no dashboard unless ``GRAPHREC_DASHBOARD=1``
     (it costs a CPU-second and memory on a 2-core machine).
@@ -66,6 +66,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if addr:
         kwargs["address"] = addr
     else:
+        # "local" always starts a private cluster: a bare ray.init() would join the newest `ray start`
+        # cluster on this machine (someone else's), which a job must never stumble into.
+        kwargs["address"] = "local"
         apply_ray_env_defaults()
         kwargs["include_dashboard"] = os.environ.get("GRAPHREC_DASHBOARD") == "1"
         if num_cpus is not None:

@@ -120,11 +120,11 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
     rank_cfg = load_stage("ranking", overrides["ranking"], config_dir)
     step("train-ranker", lambda: jobs.train_ranker.run(rank_cfg, run_dir))
     if serve_smoke > 0:
-        import serve_app.run
+        import jobs.serve
 
         serve_args = ["--run-dir", str(run_dir), "--smoke", str(serve_smoke),
                       "--config", str(config_dir / "serve.yaml"), *overrides["serve"]]
-        rc = step("serve-smoke", lambda: serve_app.run.main(serve_args))
+        rc = step("serve-smoke", lambda: jobs.serve.main(serve_args))
         if rc != 0:
             raise UserError("serve smoke test failed (see the report above)")
     summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings}

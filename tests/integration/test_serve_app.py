@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from graphrec_ray.config import load_config
+from graphrec_ray.errors import UserError
 from graphrec_ray.rerank.mmr import intra_list_diversity
 from graphrec_ray.serving.cache import EmbeddingCache, make_redis_client
 from graphrec_ray.serving.config import CacheConfig, ServeConfig
@@ -305,11 +306,43 @@ def test_user_config_switches_every_ingress_replica(app: App) -> None:
 
 
 def test_smoke_helper_of_graphrec_serve(app: App) -> None:
-    from serve_app.run import smoke
+    from jobs.serve import smoke
 
     report = smoke(app.url, [int(USER_RAW(1)), int(USER_RAW(2)), 1001], 6)
     assert report["failures"] == [] and report["cold_start"] == 2
     assert report["health"] == 200 and report["metrics"] == 200 and report["p50_ms"] > 0
+
+
+def _serve_args(app: App, *extra: str) -> list[str]:
+    """``graphrec serve`` arguments for the planted v2 run on the test cluster (no Redis, small CPU shares)."""
+    return ["--run-dir", str(app.v2.run_dir), "--config", "configs/serve.yaml", *extra, f"ranker_loader={RANKER}",
+            "cache.url=", "ingress.num_cpus=0.05", "retrieval.num_cpus=0.05", "ranking.num_cpus=0.05", "reranking.num_cpus=0.05"]
+
+
+def test_smoke_test_never_touches_the_live_app(app: App, capsys: pytest.CaptureFixture) -> None:
+    """Regression (issue 13, item 1): the pipeline's serve smoke test ran `serve.run(name="graphrec")`, replacing
+    the live app with the job's model, then `serve.shutdown()`, after which every request failed. It now deploys
+    a private copy under its own name and route and deletes only that."""
+    from ray import serve
+
+    from jobs.serve import main
+
+    v1 = version_id(app.v1.run_dir)
+    assert main(_serve_args(app, "--smoke", "3")) == 0
+    assert '"failures": []' in capsys.readouterr().out
+    apps = serve.status().applications
+    assert "graphrec-test" in apps and not any(a.startswith("graphrec-smoke-") for a in apps)
+    assert app.get("/health").json()["model_version"] == v1  # the live app still serves its own model
+
+
+def test_serve_refuses_an_app_name_already_running(app: App) -> None:
+    """Regression (issue 13, item 3): a second `graphrec serve` silently joined the first and took half the
+    traffic; it must refuse an application name already running unless told to --replace."""
+    from jobs.serve import main
+
+    with pytest.raises(UserError, match="already running"):
+        main(_serve_args(app, "--app-name", "graphrec-test"))
+    assert app.get("/health").status_code == 200
 
 
 def test_lower_lambda_via_user_config_increases_diversity(app: App) -> None:
