@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from graphrec_ray.evaluation.stats import DEFAULT_N_BOOT, bootstrap_mean
+
 RECALL_KS = (10, 20, 50, 500)  # Recall cut-offs reported by default
 NDCG_KS = (10, 20)  # NDCG cut-offs reported by default
 
@@ -85,7 +87,9 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
                      candidates: np.ndarray | None = None, recall_ks: tuple[int, ...] = RECALL_KS,
                      ndcg_ks: tuple[int, ...] = NDCG_KS, batch_size: int = 512,
                      gain_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                     gain_k: int = 10, item_weights: np.ndarray | None = None) -> dict[str, float]:
+                     gain_k: int = 10, item_weights: np.ndarray | None = None, ci: bool = False,
+                     n_boot: int = DEFAULT_N_BOOT, ci_seed: int = 0,
+                     per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Mean Recall@K / NDCG@K over ``users`` that have at least one relevant, non-excluded candidate.
 
     Args:
@@ -101,9 +105,17 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
         gain_k: list length for ``gain_fn`` (default 10).
         item_weights: optional ``(I,)`` IPS weights; adds ``ips_recall@K`` / ``ips_ndcg@K`` (see
             :func:`batch_metrics`).
+        ci: also emit ``<metric>/ci_low`` and ``<metric>/ci_high``, the 95% percentile-bootstrap interval over
+            users (:func:`graphrec_ray.evaluation.stats.bootstrap_mean`) of every metric (default False).
+        n_boot: bootstrap resamples when ``ci`` (default 1000).
+        ci_seed: resampling seed when ``ci`` (default 0).
+        per_user: optional dict filled in place with one ``(n,)`` float64 array per metric, aligned with
+            ``users`` (NaN where a user has no relevant item), for paired comparisons
+            (:mod:`graphrec_ray.evaluation.compare`); also ``"users"`` (``(n,)`` the user indices).
 
     Returns:
-        ``{"recall@10": ..., "ndcg@10": ..., "n_users": users with a relevant item, ...}``.
+        ``{"recall@10": ..., "ndcg@10": ..., "n_users": users with a relevant item, ...}``; the mean of a metric
+        is the mean of its per-user values over the users where it is not NaN.
     """
     users = np.asarray(users, dtype=np.int64)
     relevant = sp.csr_matrix(relevant, dtype=bool)
@@ -114,9 +126,8 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
         relevant = relevant[:, candidates]
         exclude = None if exclude is None else exclude[:, candidates]
         w_t = None if w_t is None else w_t[torch.from_numpy(candidates)]
-    sums: dict[str, float] = {}
+    parts: dict[str, list[np.ndarray]] = {}
     n_eval = 0
-    gain_sum = 0.0
     for start in range(0, users.size, batch_size):
         stop = min(users.size, start + batch_size)
         s = torch.as_tensor(score_fn(users[start:stop]), dtype=torch.float32)
@@ -130,17 +141,25 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
         if w_t is not None:
             m.update({k: v for k, v in batch_metrics(s, rel, recall_ks, ndcg_ks, w_t, "ips_").items()
                       if k != "n_relevant"})
-        has = m["n_relevant"] > 0
+        has = (m.pop("n_relevant") > 0).numpy()
         n_eval += int(has.sum())
         for key, v in m.items():
-            if key != "n_relevant":
-                sums[key] = sums.get(key, 0.0) + float(v[has].sum())
+            parts.setdefault(key, []).append(np.where(has, v.numpy(), np.nan))
         if gain_fn is not None:
             top = torch.topk(s, min(gain_k, s.shape[1]), dim=1).indices.numpy()
             items = top if candidates is None else candidates[top]
-            gain_sum += float(np.asarray(gain_fn(users[start:stop], items)).mean(axis=1).sum())
-    out = {k: (v / n_eval if n_eval else float("nan")) for k, v in sorted(sums.items())}
+            gain = np.asarray(gain_fn(users[start:stop], items), dtype=np.float64).mean(axis=1)
+            parts.setdefault(f"mean_gain@{gain_k}", []).append(gain)  # over all users, relevant or not
+    values = {k: np.concatenate(v) for k, v in parts.items()}
+    out: dict[str, float] = {}
+    for key in sorted(values):
+        v = values[key][np.isfinite(values[key])]
+        out[key] = float(v.mean()) if v.size else float("nan")
+    if ci:
+        for key in sorted(values):
+            out.update(bootstrap_mean(values[key], n_boot=n_boot, seed=ci_seed).as_dict(key))
+    if per_user is not None:
+        per_user.update(values)
+        per_user["users"] = users.copy()
     out["n_users"] = float(n_eval)
-    if gain_fn is not None:
-        out[f"mean_gain@{gain_k}"] = gain_sum / max(1, users.size)
     return out

@@ -13,6 +13,11 @@
 
 Each protocol takes ``score_fn(user_idx (B,)) -> (B, I)`` scores, so it applies to every
 :class:`graphrec_ray.retrieval.base.Recommender`.
+
+Every metric comes with its 95% bootstrap interval over users (``<metric>/ci_low``, ``<metric>/ci_high``; pass
+``ci=False`` to skip it, e.g. in a per-epoch validation loop). A ``per_user`` dict, when given, is filled with the
+per-user values under the same names as the returned metrics, for paired comparisons of models
+(:mod:`graphrec_ray.evaluation.compare`).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ def _rows(users: np.ndarray, mat: sp.csr_matrix) -> sp.csr_matrix:
 
 def temporal_protocol(score_fn: ScoreFn, split: Interactions, exclude: sp.csr_matrix, threshold: float = 0.5,
                       recall_ks: tuple[int, ...] = RECALL_KS, ndcg_ks: tuple[int, ...] = NDCG_KS,
-                      item_weights: np.ndarray | None = None) -> dict[str, float]:
+                      item_weights: np.ndarray | None = None, ci: bool = True,
+                      per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Protocol (a) on a held-out split (validation or test).
 
     Args:
@@ -66,13 +72,14 @@ def temporal_protocol(score_fn: ScoreFn, split: Interactions, exclude: sp.csr_ma
     users = np.unique(rel.user_idx)
     mat = rel.matrix()
     return evaluate_ranking(score_fn, users, _rows(users, mat), _rows(users, exclude), None, recall_ks, ndcg_ks,
-                            item_weights=item_weights)
+                            item_weights=item_weights, ci=ci, per_user=per_user)
 
 
 def unbiased_protocol(score_fn: ScoreFn, eval_small: Interactions, exclude: sp.csr_matrix,
                       relevance: tuple[tuple[str, str, float], ...] = UNBIASED_RELEVANCE,
                       recall_ks: tuple[int, ...] = RECALL_KS,
-                      ndcg_ks: tuple[int, ...] = NDCG_KS) -> dict[str, float]:
+                      ndcg_ks: tuple[int, ...] = NDCG_KS, ci: bool = True,
+                      per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Protocol (b): rank ``small_matrix`` items for ``small_matrix`` users; one metric set per relevance rule.
 
     Returns:
@@ -83,14 +90,20 @@ def unbiased_protocol(score_fn: ScoreFn, eval_small: Interactions, exclude: sp.c
     out: dict[str, float] = {}
     for name, op, thr in relevance:
         mat = eval_small.relevant(op, thr).matrix()
-        m = evaluate_ranking(score_fn, users, _rows(users, mat), _rows(users, exclude), items, recall_ks, ndcg_ks)
+        pu: dict[str, np.ndarray] | None = None if per_user is None else {}
+        m = evaluate_ranking(score_fn, users, _rows(users, mat), _rows(users, exclude), items, recall_ks, ndcg_ks,
+                             ci=ci, per_user=pu)
         out.update({f"{name}/{k}": v for k, v in m.items()})
+        if per_user is not None and pu is not None:
+            per_user["users"] = pu.pop("users")
+            per_user.update({f"{name}/{k}": v for k, v in pu.items()})
     return out
 
 
 def true_preference_protocol(score_fn: ScoreFn, users: np.ndarray, p_click: np.ndarray, exclude: sp.csr_matrix,
                              threshold: float = 0.5, recall_ks: tuple[int, ...] = RECALL_KS,
-                             ndcg_ks: tuple[int, ...] = NDCG_KS, gain_k: int = 10) -> dict[str, float]:
+                             ndcg_ks: tuple[int, ...] = NDCG_KS, gain_k: int = 10, ci: bool = True,
+                             per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Protocol (c): relevance from the simulator's true click probabilities.
 
     Args:
@@ -111,4 +124,4 @@ def true_preference_protocol(score_fn: ScoreFn, users: np.ndarray, p_click: np.n
         return p[rows[:, None], items]
 
     return evaluate_ranking(score_fn, users, rel, _rows(users, exclude), None, recall_ks, ndcg_ks,
-                            gain_fn=gain, gain_k=gain_k)
+                            gain_fn=gain, gain_k=gain_k, ci=ci, per_user=per_user)
