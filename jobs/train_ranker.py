@@ -42,7 +42,7 @@ from graphrec_ray.config import config_hash, from_mapping, to_dict
 from graphrec_ray.errors import DataError
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, sha256_file, write_manifest
-from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, save_model
+from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, save_model, save_serving_tables
 from graphrec_ray.ranking.config import RankingConfig
 from graphrec_ray.ranking.data import Events, load_events, load_feature_builder, resolve_data_dir
 from graphrec_ray.ranking.evaluate import PREDICTION_KEYS, metrics_row, to_markdown, true_click_prob, write_csv
@@ -222,6 +222,7 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
         calibrators["single_task"].save(out / "calibrator_single_task.json")
         files += ["baselines.pt", "calibrator_single_task.json"]
     builder.spec.save(out / FEATURE_SPEC_FILE)
+    files += save_serving_tables(builder, out)  # serving reads these, never the raw side tables
     history = state["history"]
     (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     write_manifest(out, "ranking", config_hash(cfg), files,

@@ -27,6 +27,33 @@ from graphrec_ray.ranking.features import FeatureBuilder, FeatureSpec
 from graphrec_ray.ranking.mmoe import CLICK, VALUE, MMoE
 
 FEATURE_SPEC_FILE = "feature_spec.json"
+#: folder under ``ranking/`` holding every feature table serving needs (so a run serves without the raw data)
+SERVING_TABLES = "serving_tables"
+
+
+def save_serving_tables(builder: FeatureBuilder, ranking_dir: str | Path) -> list[str]:
+    """Write the feature builder's tables to ``ranking_dir/serving_tables/``; returns names for the manifest.
+
+    Serving reads these (checked against the ranking manifest's checksums), never the raw KuaiRec side tables,
+    so a run directory copied to another machine serves as is.
+    """
+    names = builder.save(Path(ranking_dir) / SERVING_TABLES)
+    return [f"{SERVING_TABLES}/{n}" for n in names]
+
+
+def load_serving_tables(ranking_dir: str | Path, manifest: dict) -> FeatureBuilder:
+    """The feature builder saved by :func:`save_serving_tables`, after verifying its files' checksums."""
+    from graphrec_ray.manifest import sha256_file
+
+    ranking_dir = Path(ranking_dir)
+    listed = manifest.get("files", {})
+    for name in FeatureBuilder.file_names():
+        rel = f"{SERVING_TABLES}/{name}"
+        if rel not in listed:
+            raise DataError(f"{ranking_dir / rel} is not listed in the ranking manifest")
+        if sha256_file(ranking_dir / rel) != listed[rel]["sha256"]:
+            raise DataError(f"{ranking_dir / rel} does not match its checksum in the ranking manifest")
+    return FeatureBuilder.load(ranking_dir / SERVING_TABLES)
 
 
 def save_model(model: MMoE, hparams: dict, path: str | Path) -> None:
@@ -65,8 +92,10 @@ class RankerBundle:
 
     @classmethod
     def load(cls, run_dir: Path, data_dir: Path | None = None, torch_threads: int = 1) -> "RankerBundle":
-        """Read ``ranking/`` (model, calibrator, feature spec, manifest), ``retrieval/`` embeddings,
-        ``preprocess/`` maps and the raw side tables (``data_dir`` default: the one recorded at training).
+        """Read ``ranking/`` only: model, calibrator, manifest and the feature tables in ``serving_tables/``.
+
+        Runs trained before those tables were saved rebuild them from ``retrieval/`` embeddings,
+        ``preprocess/`` maps and the raw side tables, which then need ``data_dir`` (default: the one recorded).
 
         ``torch_threads > 0`` sets torch's (process-wide) intra-op threads; the default 1 is fastest
         for 500-candidate batches on a shared CPU (2 threads were ~8x slower under contention).
@@ -79,9 +108,12 @@ class RankerBundle:
         if not layout.ranker_model.is_file():
             raise DataError(f"{layout.ranker_model} not found: run `graphrec train-ranker --run-dir {run_dir}` first")
         manifest = read_manifest(layout.ranking)
-        spec = FeatureSpec.load(layout.ranking / FEATURE_SPEC_FILE)
-        src = data_dir if data_dir is not None else manifest.get("data_dir")
-        builder = load_feature_builder(run_dir, spec, src, spec.session_gap_s)
+        if (layout.ranking / SERVING_TABLES).is_dir() and data_dir is None:
+            builder = load_serving_tables(layout.ranking, manifest)
+        else:
+            spec = FeatureSpec.load(layout.ranking / FEATURE_SPEC_FILE)
+            src = data_dir if data_dir is not None else manifest.get("data_dir")
+            builder = load_feature_builder(run_dir, spec, src, spec.session_gap_s)
         sha = manifest["files"]["model.pt"]["sha256"]
         return cls(builder, load_model(layout.ranker_model), load_calibrator(layout.calibrator), f"ranker-{sha[:12]}")
 

@@ -362,13 +362,19 @@ class FeatureBuilder:
 
     _ARRAYS = ("user_emb", "user_profile", "item_table", "item_daily")
 
-    def save(self, directory: str | Path) -> None:
-        """Write ``feature_spec.json`` and one ``.npy`` per table into ``directory`` (for training workers)."""
+    @classmethod
+    def file_names(cls) -> list[str]:
+        """Names of the files :meth:`save` writes (relative to its directory)."""
+        return ["feature_spec.json", *(f"features_{n}.npy" for n in cls._ARRAYS)]
+
+    def save(self, directory: str | Path) -> list[str]:
+        """Write ``feature_spec.json`` and one ``.npy`` per table into ``directory``; returns the file names."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         self.spec.save(d / "feature_spec.json")
         for name in self._ARRAYS:
             np.save(d / f"features_{name}.npy", getattr(self, name))
+        return self.file_names()
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = True) -> "FeatureBuilder":
