@@ -4,6 +4,8 @@ Usage::
 
     graphrec simulate --out data/sim                      # demo preset (seconds)
     graphrec simulate --out data/sim_full preset=full     # KuaiRec scale, ~12.5M big_matrix rows
+    graphrec simulate --out data/sim_bursty preset=bursty # robustness presets: bursty, popularity_strong,
+                                                          # popularity_weak, rating_like, sparse (demo size)
     python -m jobs.simulate --out data/sim --config configs/simulate.yaml seed=7 exposure_bias=2.5
 
 Writes the six CSVs in the published KuaiRec 2.0 format plus ``ground_truth/`` (see

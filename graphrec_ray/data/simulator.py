@@ -28,6 +28,13 @@ Generative model (all draws from one seed; see :mod:`graphrec_ray.data.ground_tr
   ``big_matrix``, injected very large watch ratios (``outlier_rate``; the lognormal also gives natural
   values above 5), zero ``video_duration`` rows (watch_ratio ``inf``), and instant skips (play 0).
 
+**Robustness presets** (issue 10; demo size, each with ground truth): ``bursty`` (each user active in a
+random ``active_fraction = 0.2`` of the window), ``popularity_strong`` / ``popularity_weak``
+(``exposure_bias`` 2.5 / 0.5), ``rating_like`` (watch ratios floored to :data:`RATING_LEVELS`; clicks and
+``P(click)`` unchanged, ``E[watch_ratio]`` of the truth is the latent unfloored one), ``sparse`` (density
+0.012, ``activity_std`` 1.0). A model setting left ``None`` takes the preset's value
+(:data:`PRESET_MODELS`), else the demo's; a value given in the config wins.
+
 Side tables follow from the model: ``item_categories`` from the tags, ``item_daily_features``
 counters drawn from each item's true exposure and engagement rates (``collect_*`` empty before
 2020-07-18 as in the real file, some empty ``video_duration`` / ``video_tag_name``),
@@ -48,6 +55,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -69,9 +77,10 @@ from graphrec_ray.data.ground_truth import (
     p_watch_at_least,
 )
 
-__all__ = ["SimulatorConfig", "PRESETS", "Sizes", "resolve_sizes", "simulate", "CATEGORY_NAMES"]
+__all__ = ["SimulatorConfig", "PRESETS", "PRESET_MODELS", "ROBUSTNESS_PRESETS", "RATING_LEVELS", "Sizes",
+           "resolve_sizes", "resolve_model", "simulate", "CATEGORY_NAMES"]
 
-Preset = Literal["tiny", "demo", "full"]
+Preset = Literal["tiny", "demo", "full", "bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,34 @@ PRESETS: dict[str, Sizes] = {
     "tiny": Sizes(n_users=60, n_items=80, small_users=15, small_items=20, density=0.25),
     "demo": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
     "full": Sizes(n_users=7176, n_items=10728, small_users=1411, small_items=3327, density=0.222),
+    # robustness presets: demo size (scale them with n_users / n_items / small_* / density)
+    "bursty": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
+    "popularity_strong": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
+    "popularity_weak": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
+    "rating_like": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.1),
+    "sparse": Sizes(n_users=1000, n_items=1500, small_users=200, small_items=400, density=0.012),
 }
+
+#: Watch-ratio levels of the ``rating_like`` preset: a drawn ratio is floored to the highest level not above
+#: it. 0.5 is a level, so the click label ``watch_ratio >= 0.5`` (and ``P(click)`` in the ground truth) is
+#: unchanged by the flooring; ``E[watch_ratio]`` / ``E[log1p]`` of the ground truth describe the latent,
+#: unfloored ratio.
+RATING_LEVELS: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0)
+
+#: The robustness presets (issue 10): data that does not look like the default simulator.
+ROBUSTNESS_PRESETS: tuple[str, ...] = ("bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse")
+
+#: preset -> model settings it changes from the demo model (a field left ``None`` in the config takes the
+#: preset's value here, else the demo value in :data:`_MODEL_DEFAULTS`; a value set in the config wins).
+PRESET_MODELS: dict[str, dict[str, Any]] = {
+    "bursty": {"active_fraction": 0.2},                   # each user active ~13 of the 63 days
+    "popularity_strong": {"exposure_bias": 2.5},          # exposure Gini well above demo's
+    "popularity_weak": {"exposure_bias": 0.5},            # near-flat exposure
+    "rating_like": {"watch_levels": RATING_LEVELS, "outlier_rate": 0.0},   # five discrete levels, no outliers
+    "sparse": {"activity_std": 1.0},                      # many users with a handful of views (with density 0.012)
+}
+_MODEL_DEFAULTS: dict[str, Any] = {"exposure_bias": 1.5, "activity_std": 0.5, "active_fraction": 1.0,
+                                   "watch_levels": None, "outlier_rate": 0.0005}
 
 
 @dataclass(frozen=True)
@@ -116,13 +152,18 @@ class SimulatorConfig:
     mu0: float = -0.42                       # base mean of log watch ratio: ~70% clicks, ~5% above 2 (KuaiRec)
     sigma: float = 0.45                      # std of log watch ratio given (user, item): per-view noise
     p_skip: float = 0.01                     # share of instant skips (play_duration 0) in every view
-    exposure_bias: float = 1.5               # std of log exposure weight; 0 = uniform exposure, 2+ = strong bias
+    exposure_bias: float | None = None       # std of log exposure weight (None: preset's, demo 1.5); 0 = uniform
     appeal_exposure_corr: float = 0.2        # correlation of the promotion latent with true appeal (weak)
     exposure_affinity: float = 0.0           # MNAR strength: exposure also rises with the user's affinity (0 = item-only)
-    activity_std: float = 0.5                # log-std of per-user activity (views per user)
+    activity_std: float | None = None        # log-std of per-user activity (None: preset's, demo 0.5)
+    active_fraction: float | None = None     # share of the window each user is active in, at a random offset
+                                             # (None: preset's, demo 1.0 = whole window; bursty 0.2)
+    watch_levels: tuple[float, ...] | None = None   # floor watch ratios to these levels (must include 0 and 0.5);
+                                             # None: preset's (continuous; rating_like RATING_LEVELS)
     repeat_view_rate: float = 0.03           # expected extra views per exposed pair in big_matrix
     duplicate_row_rate: float = 0.003        # share of big_matrix rows written twice, byte-identical
-    outlier_rate: float = 0.0005             # share of rows with an injected watch ratio in [5.5, 600]
+    outlier_rate: float | None = None        # share of rows with an injected watch ratio in [5.5, 600]
+                                             # (None: preset's, demo 0.0005; rating_like 0)
     zero_duration_rate: float = 0.0002       # share of big_matrix rows with video_duration 0 (watch_ratio inf)
     small_nan_time_rate: float = 0.039       # share of small_matrix rows with empty time/date/timestamp (3.9%)
     small_blocked_rate: float = 0.0          # share of small-block pairs left out (KuaiRec: 0.4% blocked)
@@ -141,11 +182,34 @@ class SimulatorConfig:
         for name in ("p_skip", "appeal_exposure_corr", "repeat_view_rate", "duplicate_row_rate", "outlier_rate",
                      "zero_duration_rate", "small_nan_time_rate", "small_blocked_rate", "social_user_rate"):
             v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
+            if v is not None and not 0.0 <= v < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {v}")
+        if self.active_fraction is not None and not 0.0 < self.active_fraction <= 1.0:
+            raise ValueError(f"active_fraction must be in (0, 1], got {self.active_fraction}")
+        if self.activity_std is not None and self.activity_std < 0:
+            raise ValueError(f"activity_std must be >= 0, got {self.activity_std}")
+        if self.watch_levels is not None:
+            lv = self.watch_levels
+            if list(lv) != sorted(set(lv)) or 0.0 not in lv or _CLICK not in lv:
+                raise ValueError(f"watch_levels must be increasing and include 0 and {_CLICK}, got {list(lv)}")
         if self.sigma <= 0 or self.dim < 1 or self.n_categories < 2 or self.n_days < 1 or self.chunk_users < 1:
             raise ValueError("sigma, dim, n_categories (>=2), n_days and chunk_users must be positive")
         dt.date.fromisoformat(self.start_date)
+
+
+def resolve_model(cfg: SimulatorConfig) -> SimulatorConfig:
+    """``cfg`` with every ``None`` model setting replaced by its preset's value (else the demo value).
+
+    Example::
+
+        >>> resolve_model(SimulatorConfig(preset="popularity_strong")).exposure_bias
+        2.5
+        >>> resolve_model(SimulatorConfig(preset="popularity_strong", exposure_bias=1.0)).exposure_bias
+        1.0
+    """
+    preset = PRESET_MODELS.get(cfg.preset, {})
+    changes = {k: preset.get(k, v) for k, v in _MODEL_DEFAULTS.items() if getattr(cfg, k) is None}
+    return dataclasses.replace(cfg, **changes)
 
 
 def resolve_sizes(cfg: SimulatorConfig) -> Sizes:
@@ -192,6 +256,8 @@ class _Model:
     duration_ms: np.ndarray     # (I,) int64
     small_users: np.ndarray     # sorted user indices
     small_items: np.ndarray     # sorted item indices
+    span_start: np.ndarray      # (U,) int64 first active day of each user
+    span_days: np.ndarray       # (U,) int64 number of active days (n_days unless active_fraction < 1)
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -243,14 +309,24 @@ def _build_model(cfg: SimulatorConfig, sz: Sizes) -> _Model:
     activity = np.exp(cfg.activity_std * rng.normal(size=U) - 0.5 * cfg.activity_std ** 2)
     small_users = np.sort(rng.choice(U, size=sz.small_users, replace=False))
     small_items = np.sort(rng.choice(I, size=sz.small_items, replace=False))
+    span_days = np.full(U, cfg.n_days, dtype=np.int64)
+    span_start = np.zeros(U, dtype=np.int64)
+    if cfg.active_fraction < 1.0:   # own stream: the demo model's draws above stay byte-identical
+        span_days[:] = max(1, int(round(cfg.active_fraction * cfg.n_days)))
+        span_start = _rng(cfg.seed, 7).integers(0, cfg.n_days - span_days + 1)
+    if cfg.watch_levels is not None:   # durations in whole 4 ms steps: level * duration is an exact play time
+        duration_ms = np.maximum(4, duration_ms // 4 * 4)
     return _Model(user_f, item_f, user_b, item_b, scale, activity, weight, item_cats, cat_w, prefs, duration_ms,
-                  small_users, small_items)
+                  small_users, small_items, span_start, span_days)
 
 
 # ------------------------------------------------------------------------------------------------ time
 def _session_offsets(rng: np.random.Generator, users: np.ndarray, play_ms: np.ndarray, cfg: SimulatorConfig,
-                     ) -> np.ndarray:
-    """Local ms offsets from the window start for rows of ``users`` (sorted ascending), session by session."""
+                     m: _Model | None = None) -> np.ndarray:
+    """Local ms offsets from the window start for rows of ``users`` (sorted ascending), session by session.
+
+    With ``cfg.active_fraction < 1`` session days fall in each user's active span (``m.span_*``).
+    """
     n = len(users)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -259,7 +335,11 @@ def _session_offsets(rng: np.random.Generator, users: np.ndarray, play_ms: np.nd
     sess_base = np.cumsum(n_sess) - n_sess
     gsess = sess_base[user_pos] + np.floor(rng.random(n) * n_sess[user_pos]).astype(np.int64)
     total = int(n_sess.sum())
-    day = rng.integers(0, cfg.n_days, total)
+    if m is not None and cfg.active_fraction < 1.0:
+        user_of_sess = np.repeat(np.unique(users), n_sess)
+        day = m.span_start[user_of_sess] + np.floor(rng.random(total) * m.span_days[user_of_sess]).astype(np.int64)
+    else:
+        day = rng.integers(0, cfg.n_days, total)
     hour = rng.choice(24, size=total, p=_HOUR_RHYTHM / _HOUR_RHYTHM.sum())
     start = ((day * 24 + hour) * 3600 * 1000 + np.floor(rng.random(total) * 3_600_000)).astype(np.int64)
     order = np.lexsort((rng.random(n), gsess))
@@ -269,7 +349,7 @@ def _session_offsets(rng: np.random.Generator, users: np.ndarray, play_ms: np.nd
     first = np.ones(n, dtype=bool)
     first[1:] = gs[1:] != gs[:-1]
     first_idx = np.maximum.accumulate(np.where(first, np.arange(n), 0))
-    t = (start[gs] + excl - excl[first_idx]) % (cfg.n_days * _DAY_MS)
+    t = (start[gs] + excl - excl[first_idx]) % (cfg.n_days * _DAY_MS)   # a late session may wrap (rare)
     out = np.empty(n, dtype=np.int64)
     out[order] = t
     return out
@@ -328,6 +408,9 @@ def _draw_watch(rng: np.random.Generator, mu: np.ndarray, cfg: SimulatorConfig) 
     wr[rng.random(mu.shape) < cfg.p_skip] = 0.0
     outlier = rng.random(mu.shape) < cfg.outlier_rate
     wr[outlier] = np.exp(rng.uniform(np.log(5.5), np.log(600.0), size=int(outlier.sum())))
+    if cfg.watch_levels is not None:
+        levels = np.asarray(cfg.watch_levels, dtype=np.float64)
+        wr = levels[np.searchsorted(levels, wr, side="right") - 1]
     return wr, outlier
 
 
@@ -388,7 +471,7 @@ def _big_chunks(cfg: SimulatorConfig, m: _Model, sz: Sizes, clock: _Clock, stats
         stats.add("big_injected_outliers", outlier.sum())
         stats.add("big_zero_duration", zero.sum())
         stats.add("big_skips", (play == 0).sum())
-        offs = _session_offsets(rng, uu, play, cfg)
+        offs = _session_offsets(rng, uu, play, cfg, m)
         order = np.lexsort((offs, uu))
         uu, ii, play, vdur, offs = uu[order], ii[order], play[order], vdur[order], offs[order]
         dup = rng.random(len(uu)) < cfg.duplicate_row_rate
@@ -417,7 +500,7 @@ def _small_chunks(cfg: SimulatorConfig, m: _Model, sz: Sizes, clock: _Clock, sta
         wr, outlier = _draw_watch(rng, mu[r, c], cfg)
         vdur = m.duration_ms[ii]
         play = np.rint(wr * vdur).astype(np.int64)
-        offs = _session_offsets(rng, uu, play, cfg)
+        offs = _session_offsets(rng, uu, play, cfg, m)
         valid = rng.random(len(uu)) >= cfg.small_nan_time_rate
         # rows without a time go last within each user, as in the published file
         order = np.lexsort((offs, ~valid, uu))
@@ -647,6 +730,7 @@ def simulate(cfg: SimulatorConfig, out_dir: str | Path, progress: bool = True) -
     """
     from tqdm.auto import tqdm
 
+    cfg = resolve_model(cfg)
     sz = resolve_sizes(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -679,6 +763,10 @@ def simulate(cfg: SimulatorConfig, out_dir: str | Path, progress: bool = True) -
                 "exposure_affinity": cfg.exposure_affinity, "affinity_std": cfg.affinity_std,
                 "n_days": cfg.n_days, "timezone_offset_s": kr.TIMEZONE_OFFSET_S},
     )
+    if cfg.active_fraction < 1.0:   # only when set: the demo's params.json keeps its bytes
+        gt.params["active_fraction"] = cfg.active_fraction
+    if cfg.watch_levels is not None:
+        gt.params["watch_levels"] = list(cfg.watch_levels)
     gt_dir = gt.save(out)
     appeal = stats.exp_rates["p05"] / np.maximum(stats.exp_show, 1e-12)   # exposure-weighted true click rate
     c = stats.c
