@@ -12,7 +12,8 @@ Usage::
     graphrec demo retrieval.epochs=5 simulate.seed=7       # per-stage overrides: <stage>.<key>=<value>
     ray job submit --working-dir . -- python -m jobs.pipeline --run-dir /abs/runs/demo --data-dir /abs/data/sim
 
-The simulator runs only when ``data_dir`` has no data written with the same simulator config.
+The simulator runs only when ``data_dir`` has no data written with the same simulator config; it never
+writes into a folder holding data it did not write (use ``--no-simulate`` for such data).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from graphrec_ray.errors import UserError
 from jobs.common import init_ray
 
 STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve")
-SIM_STAMP = ".simulator_config_hash"
 
 
 def _stage_configs() -> dict[str, tuple[str, Callable[[], type]]]:
@@ -101,12 +101,13 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
 
     if simulate:
         sim_cfg = load_stage("simulate", overrides["simulate"], config_dir)
-        stamp = data_dir / SIM_STAMP
-        if stamp.is_file() and stamp.read_text().strip() == config_hash(sim_cfg):
+        if jobs.simulate.holds_foreign_data(data_dir):  # real KuaiRec or anyone's data: never overwritten
+            raise UserError(f"{data_dir} holds data the simulator did not write: pass --no-simulate to use it, "
+                            "or choose another --data-dir for simulator data")
+        if jobs.simulate.simulator_stamp(data_dir) == config_hash(sim_cfg):
             print(f"simulate: reusing {data_dir} (same simulator config)")
         else:
             step("simulate", lambda: jobs.simulate.run(sim_cfg, data_dir))
-            stamp.write_text(config_hash(sim_cfg) + "\n")
     elif not (data_dir / "big_matrix.csv").is_file():
         raise UserError(f"no big_matrix.csv in {data_dir}: run `graphrec download` or drop --no-simulate")
 

@@ -26,3 +26,29 @@ def test_stage_yaml_and_override_are_both_applied(tmp_path) -> None:
     (tmp_path / "simulate.yaml").write_text("seed: 11\n")
     cfg = load_stage("simulate", ["n_users=50"], tmp_path)
     assert (cfg.seed, cfg.n_users) == (11, 50)
+
+
+def test_simulator_never_overwrites_data_it_did_not_write(tmp_path: Path) -> None:
+    """Regression (issue 13, item 2): `graphrec simulate` wrote no stamp, so the pipeline re-simulated the demo
+    preset over a tiny data set (78.6 kB -> 10.1 MB big_matrix.csv), and would overwrite a real KuaiRec folder
+    when --no-simulate was forgotten."""
+    import jobs.simulate
+    from graphrec_ray.data.simulator import SimulatorConfig
+    from graphrec_ray.errors import UserError
+    from jobs.pipeline import run
+
+    real = tmp_path / "kuairec"
+    real.mkdir()
+    (real / "big_matrix.csv").write_text("user_id,video_id\n1,2\n")  # someone else's data
+    with pytest.raises(UserError, match="did not write"):
+        jobs.simulate.run(SimulatorConfig(preset="tiny"), real, progress=False)
+    with pytest.raises(UserError, match="--no-simulate"):
+        run(tmp_path / "run", real, split_overrides([]), serve_smoke=0)
+    assert (real / "big_matrix.csv").read_text() == "user_id,video_id\n1,2\n"
+
+    sim = tmp_path / "sim"
+    jobs.simulate.run(SimulatorConfig(preset="tiny", seed=1), sim, progress=False)
+    first = jobs.simulate.simulator_stamp(sim)
+    assert first and not jobs.simulate.holds_foreign_data(sim)
+    jobs.simulate.run(SimulatorConfig(preset="tiny", seed=2), sim, progress=False)  # its own output: rewritten
+    assert jobs.simulate.simulator_stamp(sim) not in (None, first)
