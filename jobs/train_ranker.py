@@ -9,11 +9,15 @@ Steps (driver):
    the click/value MLPs on the same batches; each epoch they score the same validation sample, keep
    each model's best weights (lowest validation loss), stop a model after ``early_stopping_patience``
    epochs without improvement, and checkpoint (resume = same ``storage_path`` and ``name``).
-3. Fit the calibrator (Platt by default) on the full validation split's logits; score test and
-   eval_small (``small_matrix``); write ``metrics.csv``/``metrics.md`` (AUC, MSE/RMSE, ECE/Brier
-   raw vs calibrated, MMoE vs single-task; on simulator data also vs the TRUE click probability),
-   ``reliability.png``, ``model.pt``, ``calibrator.json``, ``feature_spec.json``, the baselines and a
-   manifest; log everything to MLflow.
+3. Fit Platt and isotonic calibrators on the full (never down-sampled) validation split's logits, beside the
+   analytic down-sampling correction (``neg_sample_rate < 1``) and the raw sigmoid; choose the serving
+   calibrator on validation only (``calibration: auto`` = lowest cross-fitted validation log-loss); score test
+   and eval_small (``small_matrix``); write ``metrics.csv``/``metrics.md`` (AUC, MSE/RMSE, ECE equal-mass and
+   equal-width, Brier, log-loss per calibrator, MMoE vs single-task; on simulator data also vs the TRUE click
+   probability), ``reliability.png`` and ``calibration_curves.json`` (every calibrator's reliability bins),
+   ``model.pt``, ``calibrator.json``, ``feature_spec.json``, the baselines and a manifest; log to MLflow.
+
+Negative down-sampling (``neg_sample_rate < 1``) applies to the training samples only.
 
 Workers read ``ranking/prepared/`` by path, so on a multi-node cluster ``run_dir`` must be on storage every
 node mounts (as for the other stages' run directories).
@@ -35,17 +39,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from graphrec_ray.calibration.base import fit_calibrator
-from graphrec_ray.calibration.platt import sigmoid
-from graphrec_ray.calibration.reliability import plot_reliability
+from graphrec_ray.calibration.base import Calibrator, fit_calibrator
+from graphrec_ray.calibration.downsampling import DownsamplingCalibrator
+from graphrec_ray.calibration.reliability import curve_bins, plot_bin_panels
+from graphrec_ray.calibration.select import select_calibrator
 from graphrec_ray.config import config_hash, from_mapping, to_dict
 from graphrec_ray.errors import DataError
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, sha256_file, write_manifest
 from graphrec_ray.ranking.bundle import FEATURE_SPEC_FILE, save_model, save_serving_tables
 from graphrec_ray.ranking.config import RankingConfig
-from graphrec_ray.ranking.data import Events, load_events, load_feature_builder, resolve_data_dir
-from graphrec_ray.ranking.evaluate import PREDICTION_KEYS, metrics_row, to_markdown, true_click_prob, write_csv
+from graphrec_ray.ranking.data import (Events, downsample_negatives, load_events, load_feature_builder,
+                                       resolve_data_dir)
+from graphrec_ray.ranking.evaluate import PREDICTION_KEYS, metrics_rows, to_markdown, true_click_prob, write_csv
 from graphrec_ray.ranking.features import FeatureBuilder
 from graphrec_ray.ranking.train import (build_models, fit_input_norms, model_hparams, predict, train_epoch,
                                         validation_scores)
@@ -54,6 +60,7 @@ from jobs.common import init_ray, load_stage_config, make_parser, mlflow_run
 
 DEFAULT_CONFIG = "configs/ranking.yaml"
 PREPARED = "prepared"
+CURVES_FILE = "calibration_curves.json"
 
 
 def train_loop(config: dict[str, Any]) -> None:
@@ -123,6 +130,7 @@ def train_loop(config: dict[str, Any]) -> None:
 def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureBuilder, dict[str, Events], Path]:
     """Step 1: feature tables and samples, written to ``ranking/prepared/`` for the workers."""
     events = load_events(run_dir, cfg.session_gap_s, cfg.max_train_rows)
+    events["train"] = downsample_negatives(events["train"], cfg.neg_sample_rate, cfg.seed)
     if len(events["train"]) == 0 or len(events["val"]) == 0:
         raise DataError(f"{run_dir}: empty train or val split; nothing to train the ranker on")
     builder = load_feature_builder(run_dir, None, data_dir, cfg.session_gap_s)
@@ -194,32 +202,46 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
         m.load_state_dict(state["best"][n])
     preds = {s: predict(models, builder, events[s]) for s in ("val", "test", "eval_small")}
     val = events["val"]
-    calibrators = {"mmoe": fit_calibrator(cfg.calibration, preds["val"]["mmoe_logit"], val.label_click)}
-    if "click_logit" in preds["val"]:
-        calibrators["single_task"] = fit_calibrator(cfg.calibration, preds["val"]["click_logit"], val.label_click)
-    rows, curves = [], {}
+    calibrators: dict[str, dict[str, Calibrator]] = {}
+    serving: dict[str, str] = {}
+    selection: dict[str, dict[str, float]] = {}
+    for model, (kl, _) in PREDICTION_KEYS.items():
+        if kl in preds["val"]:
+            fitted = fit_calibrators(cfg, preds["val"][kl], val.label_click)
+            calibrators[model], serving[model], selection[model] = fitted
+    rows, panels = [], {}
     for split in ("test", "eval_small"):
         ev, pr = events[split], preds[split]
         p_true = _p_true(data_dir, run_dir, ev)
-        for model, cal in calibrators.items():
+        for model, cals in calibrators.items():
             kl, kv = PREDICTION_KEYS[model]
-            rows.append(metrics_row(model, split, pr[kl], pr[kv], ev.label_click, ev.label_value, cal.predict,
-                                    cfg.ece_bins, p_true))
-            if split == "test":
-                curves[f"{model} raw"] = (sigmoid(pr[kl]), ev.label_click)
-                curves[f"{model} calibrated"] = (np.clip(cal.predict(pr[kl]), 0, 1), ev.label_click)
+            probs = {name: np.clip(c.predict(pr[kl]), 0.0, 1.0) for name, c in cals.items()}
+            new_rows = metrics_rows(model, split, pr[kl], pr[kv], ev.label_click, ev.label_value, probs,
+                                    cfg.ece_bins, p_true, {"neg_sample_rate": cfg.neg_sample_rate})
+            for r in new_rows:
+                r["serving"] = int(r["calibrator"] == serving[model])
+            rows += new_rows
+            if split == "test" and model == "mmoe":
+                panels["mmoe, test split, vs observed clicks"] = curve_bins(
+                    {n: (p, ev.label_click) for n, p in probs.items()}, cfg.ece_bins)
+                if p_true is not None:
+                    panels["mmoe, test split, vs true p(click)"] = curve_bins(
+                        {n: (p, p_true) for n, p in probs.items()}, cfg.ece_bins)
     write_csv(rows, out / "metrics.csv")
     (out / "metrics.md").write_text(to_markdown(rows))
-    plot_reliability(curves, out / "reliability.png", cfg.ece_bins, "equal_mass", title="Ranker, test split")
+    (out / CURVES_FILE).write_text(json.dumps({"n_bins": cfg.ece_bins, "strategy": "equal_mass",
+                                               "neg_sample_rate": cfg.neg_sample_rate, "panels": panels}) + "\n")
+    plot_bin_panels(panels, out / "reliability.png",
+                    title=f"Ranker reliability, negatives kept at rate {cfg.neg_sample_rate:g}")
     hparams = state["hparams"]
     save_model(models["mmoe"], hparams["mmoe"], layout.ranker_model)
-    calibrators["mmoe"].save(layout.calibrator)
+    calibrators["mmoe"][serving["mmoe"]].save(layout.calibrator)
     files = ["model.pt", "calibrator.json", FEATURE_SPEC_FILE, "metrics.csv", "metrics.md", "reliability.png",
-             "history.json"]
+             CURVES_FILE, "history.json"]
     if "click" in models:
         torch.save({"hparams": {n: hparams[n] for n in ("click", "value")},
                     "state_dict": {n: models[n].state_dict() for n in ("click", "value")}}, out / "baselines.pt")
-        calibrators["single_task"].save(out / "calibrator_single_task.json")
+        calibrators["single_task"][serving["single_task"]].save(out / "calibrator_single_task.json")
         files += ["baselines.pt", "calibrator_single_task.json"]
     builder.spec.save(out / FEATURE_SPEC_FILE)
     files += save_serving_tables(builder, out)  # serving reads these, never the raw side tables
@@ -227,14 +249,40 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
     (out / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     write_manifest(out, "ranking", config_hash(cfg), files,
                    extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp,
-                          "calibration": cfg.calibration,
+                          "calibration": cfg.calibration, "serving_calibrator": serving,
+                          "calibrator_selection_val_log_loss": selection, "neg_sample_rate": cfg.neg_sample_rate,
                           "epochs_run": len(history), "rows": {s: len(e) for s, e in events.items()}})
     summary = {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
                "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},
-               "calibrators": {k: c.to_dict() for k, c in calibrators.items() if c.method == "platt"}}
+               "calibrators": {k: calibrators[k][v].to_dict() for k, v in serving.items()},
+               "calibrator_selection": selection}
     if track:
         _log_mlflow(cfg, summary, out, files)
     return summary
+
+
+def fit_calibrators(cfg: RankingConfig, logits: np.ndarray,
+                    labels: np.ndarray) -> tuple[dict[str, Calibrator], str, dict[str, float]]:
+    """Every reported calibrator fitted on ``(N,)`` validation logits/labels, and the serving choice.
+
+    Returns:
+        ``({"raw", ["downsampling" when neg_sample_rate < 1], "platt", "isotonic"}: calibrator, serving name,
+        {method: cross-fitted validation log-loss} (empty unless ``calibration == "auto"``))``. The serving
+        choice is made on validation only; ``"downsampling"`` at rate 1 is the raw model, reported as ``"raw"``.
+    """
+    rate = cfg.neg_sample_rate
+    cals: dict[str, Calibrator] = {"raw": DownsamplingCalibrator(1.0)}
+    if rate < 1.0:
+        cals["downsampling"] = DownsamplingCalibrator(rate)
+    cals["platt"] = fit_calibrator("platt", logits, labels)
+    cals["isotonic"] = fit_calibrator("isotonic", logits, labels)
+    scores: dict[str, float] = {}
+    method: str = cfg.calibration
+    if method == "auto":
+        _, scores = select_calibrator(logits, labels, rate, seed=cfg.seed)
+        method = min(scores, key=lambda m: scores[m])
+    name = "raw" if method == "downsampling" and rate == 1.0 else method
+    return cals, name, scores
 
 
 def _log_mlflow(cfg: RankingConfig, summary: dict[str, Any], out: Path, files: list[str]) -> None:
@@ -244,7 +292,7 @@ def _log_mlflow(cfg: RankingConfig, summary: dict[str, Any], out: Path, files: l
         for step, h in enumerate(summary["history"]):
             mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in h.items()}, step=step)
         for r in summary["metrics"]:
-            mlflow.log_metrics({f"{r['model']}.{r['split']}.{k}": float(v) for k, v in r.items()
+            mlflow.log_metrics({f"{r['model']}.{r['split']}.{r['calibrator']}.{k}": float(v) for k, v in r.items()
                                 if isinstance(v, (int, float)) and k != "n" and np.isfinite(v)})
         mlflow.log_metrics({f"seconds_{k}": v for k, v in summary["seconds"].items()})
         for f in files:

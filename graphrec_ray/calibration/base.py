@@ -8,10 +8,12 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from graphrec_ray.calibration.downsampling import DownsamplingCalibrator
 from graphrec_ray.calibration.isotonic import IsotonicCalibrator
 from graphrec_ray.calibration.platt import PlattCalibrator
 
-Method = Literal["platt", "isotonic"]
+Method = Literal["platt", "isotonic", "downsampling"]
+METHODS: tuple[str, ...] = ("platt", "isotonic", "downsampling")
 
 
 class Calibrator(Protocol):
@@ -26,8 +28,15 @@ class Calibrator(Protocol):
     def save(self, path: str | Path) -> None: ...
 
 
-def fit_calibrator(method: Method, logits: np.ndarray, labels: np.ndarray) -> Calibrator:
-    """Fit ``method`` (``"platt"`` or ``"isotonic"``) on ``(N,)`` validation logits and 0/1 labels."""
+def fit_calibrator(method: Method, logits: np.ndarray, labels: np.ndarray,
+                   neg_sample_rate: float = 1.0) -> Calibrator:
+    """Fit ``method`` on ``(N,)`` validation logits and 0/1 labels.
+
+    ``"platt"`` and ``"isotonic"`` are fitted; ``"downsampling"`` is the analytic correction for a model trained
+    with negatives kept at ``neg_sample_rate`` (default 1.0 = identity) and ignores the data.
+    """
+    if method == "downsampling":
+        return DownsamplingCalibrator(neg_sample_rate)
     if method == "platt":
         return PlattCalibrator.fit(logits, labels)
     if method == "isotonic":
@@ -42,6 +51,8 @@ def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
         return PlattCalibrator.from_dict(d)
     if method == "isotonic":
         return IsotonicCalibrator.from_dict(d)
+    if method == "downsampling":
+        return DownsamplingCalibrator.from_dict(d)
     raise ValueError(f"unknown calibration method {method!r}")
 
 

@@ -1,4 +1,4 @@
-"""Calibration metrics: expected calibration error (equal-mass / equal-width bins) and Brier score.
+"""Calibration metrics: expected calibration error (equal-mass / equal-width bins), Brier score and log-loss.
 
 ``targets`` may be 0/1 labels or true probabilities in ``[0, 1]`` (simulator ground truth): with
 true probabilities, :func:`ece` measures the distance of predictions from the *true* click
@@ -94,3 +94,19 @@ def brier(probs: np.ndarray, targets: np.ndarray) -> float:
     """Brier score ``mean((p - y)^2)`` for ``(N,)`` probabilities and 0/1 labels (or true probabilities)."""
     p, t = _check(probs, targets)
     return float(np.mean((p - t) ** 2))
+
+
+LOG_LOSS_EPS = 1e-6  # probabilities are clipped to [eps, 1 - eps]: an exact 0/1 (isotonic ends) costs ~13.8 nats
+
+
+def log_loss(probs: np.ndarray, targets: np.ndarray, eps: float = LOG_LOSS_EPS) -> float:
+    """Mean cross-entropy ``-mean(t log p + (1 - t) log(1 - p))`` in nats.
+
+    Args:
+        probs: ``(N,)`` predicted probabilities (clipped to ``[eps, 1 - eps]``, default eps 1e-6).
+        targets: ``(N,)`` 0/1 labels, or true probabilities (then it is the cross-entropy against the true
+            Bernoulli, whose minimum over ``probs`` is the true probabilities' entropy).
+    """
+    p, t = _check(probs, targets)
+    p = np.clip(p, eps, 1.0 - eps)
+    return float(-np.mean(t * np.log(p) + (1.0 - t) * np.log1p(-p)))

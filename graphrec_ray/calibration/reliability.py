@@ -38,3 +38,49 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def curve_bins(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_bins: int = 15,
+               strategy: Strategy = "equal_mass") -> dict[str, dict[str, list[float] | float]]:
+    """JSON-ready bins of each named ``(probs (N,), targets (N,))`` curve, so a report can redraw it later.
+
+    Returns:
+        ``{name: {"mean_pred": [...], "mean_target": [...], "count": [...], "ece": float}}``.
+    """
+    out: dict[str, dict[str, list[float] | float]] = {}
+    for name, (p, t) in curves.items():
+        b = reliability_bins(p, t, n_bins, strategy)
+        out[name] = {"mean_pred": b.mean_pred.tolist(), "mean_target": b.mean_target.tolist(),
+                     "count": b.count.astype(float).tolist(), "ece": ece(p, t, n_bins, strategy)}
+    return out
+
+
+def plot_bin_panels(panels: dict[str, dict[str, dict]], path: str | Path, title: str = "Reliability") -> Path:
+    """One reliability panel per ``{panel title: curve_bins(...) output}``, side by side, saved as a PNG.
+
+    Every curve of a panel is drawn with its ECE in the legend; the diagonal is perfect calibration.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(panels))
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 5.0), dpi=100, squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
+        for name, b in curves.items():
+            ax.plot(b["mean_pred"], b["mean_target"], marker="o", markersize=3,
+                    label=f"{name} (ECE={float(b['ece']):.4f})")
+        ax.set_xlabel("mean predicted p(click)")
+        ax.set_ylabel("mean target")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_title(panel, fontsize=9)
+        ax.legend(loc="upper left", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

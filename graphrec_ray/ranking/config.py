@@ -29,7 +29,8 @@ class RankingConfig:
     val_max_rows: int = 200_000  # validation rows scored each epoch (a seeded sample; all when fewer)
     norm_sample_rows: int = 100_000  # training rows used to set the input standardisation
     session_gap_s: float = 1800.0  # a gap longer than 30 min starts a new session
-    calibration: Literal["platt", "isotonic"] = "platt"  # calibrator fitted on validation logits
+    neg_sample_rate: float = 1.0  # fraction of training negatives kept (CTR-style down-sampling); 1.0 = all
+    calibration: Literal["auto", "platt", "isotonic", "downsampling"] = "auto"  # auto: best validation log-loss
     ece_bins: int = 15  # bins for ECE and the reliability diagram
     torch_threads: int = 0  # intra-op threads per worker (0 = leave torch's default)
     seed: int = 0  # model init, batch order and validation sample
@@ -41,5 +42,7 @@ class RankingConfig:
             raise ValueError("n_experts must be >= 1 and expert_hidden non-empty")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be >= 1")
+        if not 0.0 < self.neg_sample_rate <= 1.0:
+            raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
         if self.click_weight < 0 or self.value_weight < 0 or self.click_weight + self.value_weight == 0:
             raise ValueError("loss weights must be >= 0 and not both 0")

@@ -135,6 +135,25 @@ def load_events(run_dir: str | Path, gap_s: float = 1800.0, max_train_rows: int 
     return {"train": train, "val": val, "test": test, "eval_small": small}
 
 
+def downsample_negatives(events: Events, rate: float, seed: int) -> Events:
+    """Keep every positive (``label_click == 1``) and each negative with probability ``rate``; row order kept.
+
+    This is how click models are trained at scale; it multiplies the learned odds by ``1 / rate``, which
+    :mod:`graphrec_ray.calibration.downsampling` undoes. ``rate = 1`` returns ``events`` unchanged.
+
+    Args:
+        events: ``(N,)`` samples.
+        rate: kept fraction of negatives, in ``(0, 1]``.
+        seed: sampling seed.
+    """
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"negative sampling rate must be in (0, 1], got {rate}")
+    if rate == 1.0:
+        return events
+    keep = (events.label_click > 0.5) | (np.random.default_rng(seed).random(len(events)) < rate)
+    return events.take(np.flatnonzero(keep))
+
+
 def item_duration_ms(run_dir: str | Path, n_items: int) -> np.ndarray:
     """``(n_items,)`` median ``video_duration`` (ms) per ``item_idx`` over all four splits (NaN if never seen)."""
     layout = RunLayout(Path(run_dir))

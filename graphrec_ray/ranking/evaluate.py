@@ -1,9 +1,11 @@
-"""Ranking metrics table: click ROC-AUC, value MSE/RMSE, ECE (equal-mass and equal-width) and Brier
-before and after calibration, and, when the simulator's truth is known, the distance of the
-predicted probabilities from the TRUE click probabilities.
+"""Ranking metrics table: click ROC-AUC, value MSE/RMSE, and per calibrator ECE (equal-mass and equal-width),
+Brier and log-loss against the observed labels and, when the simulator's truth is known, against the TRUE click
+probabilities.
 
-One row per (model, split); ``model`` is ``"mmoe"`` or ``"single_task"`` (the click MLP for the
-click columns, the value MLP for the value columns).
+One row per (model, calibrator, split). ``model`` is ``"mmoe"`` or ``"single_task"`` (the click MLP for the click
+columns, the value MLP for the value columns); ``calibrator`` is ``"raw"`` (sigmoid of the logit),
+``"downsampling"`` (the analytic correction for the training negative sampling rate), ``"platt"`` or
+``"isotonic"`` (both fitted on validation); ``serving`` is 1 on the calibrator chosen (on validation) for serving.
 """
 
 from __future__ import annotations
@@ -14,48 +16,54 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphrec_ray.calibration.metrics import brier, ece
-from graphrec_ray.calibration.platt import sigmoid
+from graphrec_ray.calibration.metrics import brier, ece, log_loss
 
 #: Column order of ``metrics.csv`` / ``metrics.md`` (true_* columns only on simulator data).
-COLUMNS = ("model", "split", "n", "auc", "mse", "rmse", "ece_mass_raw", "ece_mass_cal", "ece_width_raw",
-           "ece_width_cal", "brier_raw", "brier_cal", "true_mae_raw", "true_mae_cal", "true_ece_raw",
-           "true_ece_cal")
+COLUMNS = ("model", "calibrator", "split", "neg_sample_rate", "serving", "n", "auc", "mse", "rmse", "ece_mass",
+           "ece_width", "brier", "log_loss", "true_ece_mass", "true_ece_width", "true_brier", "true_log_loss",
+           "true_mae")
+
+#: calibrators reported side by side, in table order
+CALIBRATORS = ("raw", "downsampling", "platt", "isotonic")
 
 PREDICTION_KEYS = {"mmoe": ("mmoe_logit", "mmoe_value"), "single_task": ("click_logit", "value_value")}
 
 
-def metrics_row(model: str, split: str, logit: np.ndarray, value: np.ndarray, label_click: np.ndarray,
-                label_value: np.ndarray, calibrate: Callable[[np.ndarray], np.ndarray], n_bins: int = 15,
-                p_true: np.ndarray | None = None) -> dict[str, Any]:
-    """All metrics of one model on one split.
+def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, label_click: np.ndarray,
+                 label_value: np.ndarray, probs: dict[str, np.ndarray], n_bins: int = 15,
+                 p_true: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """All metrics of one model on one split, one row per calibrator.
 
     Args:
-        logit, value: ``(N,)`` raw click logits and value predictions.
+        logit, value: ``(N,)`` raw click logits (only for the row count) and value predictions.
         label_click, label_value: ``(N,)`` labels.
-        calibrate: maps raw logits to calibrated probabilities (fitted on validation).
+        probs: ``{calibrator name: (N,) probabilities}`` (e.g. ``raw``, ``platt``, ...), in row order.
         n_bins: ECE bins (default 15).
         p_true: ``(N,)`` true click probabilities (simulator), or None.
+        extra: constant columns added to every row (e.g. ``neg_sample_rate``, ``serving``).
     """
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(label_click, dtype=np.float64)
-    raw = sigmoid(logit)
-    cal = np.clip(calibrate(logit), 0.0, 1.0)
+    if y.shape != np.shape(logit):
+        raise ValueError("logit and label_click must have the same length")
     mse = float(np.mean((np.asarray(value, np.float64) - np.asarray(label_value, np.float64)) ** 2))
-    row: dict[str, Any] = {
-        "model": model, "split": split, "n": int(y.size),
-        "auc": float(roc_auc_score(y, logit)) if np.unique(y).size == 2 else float("nan"),
-        "mse": mse, "rmse": float(np.sqrt(mse)),
-        "ece_mass_raw": ece(raw, y, n_bins, "equal_mass"), "ece_mass_cal": ece(cal, y, n_bins, "equal_mass"),
-        "ece_width_raw": ece(raw, y, n_bins, "equal_width"), "ece_width_cal": ece(cal, y, n_bins, "equal_width"),
-        "brier_raw": brier(raw, y), "brier_cal": brier(cal, y),
-    }
-    if p_true is not None:
-        pt = np.asarray(p_true, dtype=np.float64)
-        row.update(true_mae_raw=float(np.mean(np.abs(raw - pt))), true_mae_cal=float(np.mean(np.abs(cal - pt))),
-                   true_ece_raw=ece(raw, pt, n_bins, "equal_mass"), true_ece_cal=ece(cal, pt, n_bins, "equal_mass"))
-    return row
+    two_classes = np.unique(y).size == 2
+    rows = []
+    for name, p in probs.items():
+        p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
+        row: dict[str, Any] = {"model": model, "calibrator": name, "split": split, **(extra or {}),
+                               "n": int(y.size), "auc": float(roc_auc_score(y, p)) if two_classes else float("nan"),
+                               "mse": mse, "rmse": float(np.sqrt(mse)),
+                               "ece_mass": ece(p, y, n_bins, "equal_mass"), "ece_width": ece(p, y, n_bins, "equal_width"),
+                               "brier": brier(p, y), "log_loss": log_loss(p, y)}
+        if p_true is not None:
+            pt = np.asarray(p_true, dtype=np.float64)
+            row.update(true_ece_mass=ece(p, pt, n_bins, "equal_mass"), true_ece_width=ece(p, pt, n_bins, "equal_width"),
+                       true_brier=brier(p, pt), true_log_loss=log_loss(p, pt),
+                       true_mae=float(np.mean(np.abs(p - pt))))
+        rows.append(row)
+    return rows
 
 
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
@@ -76,8 +84,10 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "Ranking metrics") -> s
         return f"{v:.4f}" if isinstance(v, float) else str(v)
 
     lines = [f"# {title}", "",
-             "AUC: click ROC-AUC; mse/rmse: value tower vs log1p(watch_ratio); ece_*: 15-bin ECE (equal-mass / "
-             "equal-width), raw vs calibrated on validation; true_*: vs the simulator's true p(click).", "",
+             "auc: click ROC-AUC; mse/rmse: value tower vs log1p(watch_ratio); ece_mass/ece_width: 15-bin ECE "
+             "(equal-mass / equal-width bins), brier, log_loss: vs observed clicks; true_*: the same vs the "
+             "simulator's true p(click). calibrator: raw sigmoid, analytic down-sampling correction, Platt, isotonic "
+             "(fitted on validation); serving=1: the one chosen on validation for serving.", "",
              "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"

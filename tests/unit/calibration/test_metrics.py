@@ -46,3 +46,29 @@ def test_rejects_bad_inputs() -> None:
         ece(np.array([0.5, 1.5]), np.array([0, 1]))
     with pytest.raises(ValueError):
         brier(np.array([0.5]), np.array([0, 1]))
+
+
+def test_equal_mass_and_equal_width_differ_on_a_known_case() -> None:
+    """All ten predictions fall into one equal-width bin, which averages a low-p/negative half and a higher-p/
+    positive half into one point; equal-mass bins keep the halves apart and see the larger error."""
+    from graphrec_ray.calibration.metrics import ece
+
+    p = np.arange(1, 11) / 100.0  # 0.01 .. 0.10
+    y = np.array([0] * 5 + [1] * 5)
+    width = abs(p.mean() - 0.5)  # one non-empty bin: |0.055 - 0.5| = 0.445
+    mass = 0.5 * abs(p[:5].mean() - 0.0) + 0.5 * abs(p[5:].mean() - 1.0)  # 0.5 * 0.03 + 0.5 * 0.92 = 0.475
+    assert ece(p, y, n_bins=2, strategy="equal_width") == pytest.approx(width)
+    assert ece(p, y, n_bins=2, strategy="equal_mass") == pytest.approx(mass)
+    assert mass > width
+
+
+def test_log_loss_known_values() -> None:
+    from graphrec_ray.calibration.metrics import log_loss
+
+    assert log_loss(np.array([0.8, 0.4]), np.array([1, 0])) == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2)
+    # against true probabilities the minimum is at the truth (the Bernoulli entropy)
+    pt = np.array([0.2, 0.7])
+    entropy = -np.mean(pt * np.log(pt) + (1 - pt) * np.log(1 - pt))
+    assert log_loss(pt, pt) == pytest.approx(entropy)
+    assert log_loss(np.array([0.3, 0.6]), pt) > entropy
+    assert np.isfinite(log_loss(np.array([0.0, 1.0]), np.array([1, 0])))  # clipped, not infinite

@@ -1,6 +1,8 @@
 """End to end on simulator-like data with KNOWN click probabilities: the MMoE is trained through the real
-feature builder and training step on negative-downsampled data (so its raw probabilities are too high),
-then Platt scaling fitted on validation must bring ECE below 0.02 and below the raw ECE."""
+feature builder and training step on negative-downsampled data (``downsample_negatives`` at rate 0.3, as the
+job does for ``neg_sample_rate=0.3``), so its raw probabilities are too high; then Platt and isotonic fitted on
+(unsampled) validation and the analytic down-sampling correction must each bring held-out ECE below 0.02 and
+below the raw ECE."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from graphrec_ray.calibration.base import fit_calibrator
 from graphrec_ray.calibration.metrics import ece
 from graphrec_ray.calibration.platt import sigmoid
 from graphrec_ray.ranking.config import RankingConfig
-from graphrec_ray.ranking.data import Events
+from graphrec_ray.ranking.data import Events, downsample_negatives
 from graphrec_ray.ranking.features import DAILY_WIDTH, FeatureBuilder, FeatureSpec
 from graphrec_ray.ranking.train import build_models, fit_input_norms, predict, train_epoch, validation_scores
 
@@ -31,14 +33,12 @@ def _world(seed: int = 0) -> tuple[FeatureBuilder, np.ndarray]:
     return builder, true_logit
 
 
-def _events(true_logit: np.ndarray, n: int, seed: int, keep_neg: float = 1.0) -> tuple[Events, np.ndarray]:
+def _events(true_logit: np.ndarray, n: int, seed: int) -> tuple[Events, np.ndarray]:
     rng = np.random.default_rng(seed)
     u = rng.integers(0, N_USERS, n)
     i = rng.integers(0, N_ITEMS, n)
     p = sigmoid(true_logit[u, i])
     y = (rng.random(n) < p).astype(np.float32)
-    keep = (y == 1) | (rng.random(n) < keep_neg)
-    u, i, p, y = u[keep], i[keep], p[keep], y[keep]
     m = len(u)
     ev = Events(user_idx=u.astype(np.int32), item_idx=i.astype(np.int32), user_id=u.astype(np.int64),
                 video_id=i.astype(np.int64), timestamp=np.full(m, np.nan), position=np.zeros(m, np.int32),
@@ -48,7 +48,11 @@ def _events(true_logit: np.ndarray, n: int, seed: int, keep_neg: float = 1.0) ->
 
 def test_platt_calibrates_an_mmoe_trained_on_downsampled_negatives() -> None:
     builder, truth = _world()
-    train, _ = _events(truth, 60_000, 1, keep_neg=0.3)  # 30% of negatives kept: raw p(click) is inflated
+    full, _ = _events(truth, 60_000, 1)
+    train = downsample_negatives(full, 0.3, seed=0)  # 30% of negatives kept: raw p(click) is inflated
+    n_neg = int((full.label_click == 0).sum())
+    assert (train.label_click == 1).sum() == (full.label_click == 1).sum()
+    assert abs((train.label_click == 0).sum() - 0.3 * n_neg) < 4 * np.sqrt(0.21 * n_neg)
     val, _ = _events(truth, 40_000, 2)
     test, p_true = _events(truth, 60_000, 3)
     cfg = RankingConfig(n_experts=2, expert_hidden=(32, 16), tower_hidden=(8,), batch_size=1024, lr=5e-3,
@@ -62,11 +66,13 @@ def test_platt_calibrates_an_mmoe_trained_on_downsampled_negatives() -> None:
         score = validation_scores(predict(models, builder, val), val, cfg)
         first = first or score
     assert score["val_auc/mmoe"] > first["val_auc/mmoe"] - 0.005 and score["val_auc/mmoe"] > 0.68
-    cal = fit_calibrator("platt", predict(models, builder, val)["mmoe_logit"], val.label_click)
+    val_logit = predict(models, builder, val)["mmoe_logit"]
     logit = predict(models, builder, test)["mmoe_logit"]
-    raw, calibrated = sigmoid(logit), cal.predict(logit)
-    for targets in (test.label_click, p_true):  # vs observed labels and vs the TRUE probabilities
-        e_raw, e_cal = ece(raw, targets), ece(calibrated, targets)
-        assert e_cal < 0.02 and e_cal < e_raw, (e_raw, e_cal)
+    raw = sigmoid(logit)
     assert ece(raw, p_true) > 0.1  # the distortion was real
-    assert np.mean(np.abs(calibrated - p_true)) < 0.05
+    for method in ("platt", "isotonic", "downsampling"):
+        calibrated = fit_calibrator(method, val_logit, val.label_click, neg_sample_rate=0.3).predict(logit)
+        for targets in (test.label_click, p_true):  # vs observed labels and vs the TRUE probabilities
+            e_raw, e_cal = ece(raw, targets), ece(calibrated, targets)
+            assert e_cal < 0.02 and e_cal < e_raw, (method, e_raw, e_cal)
+        assert np.mean(np.abs(calibrated - p_true)) < 0.05, method

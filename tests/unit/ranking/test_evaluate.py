@@ -6,26 +6,30 @@ import numpy as np
 import pytest
 
 from graphrec_ray.calibration.platt import sigmoid
-from graphrec_ray.ranking.evaluate import metrics_row, to_markdown, true_click_prob, write_csv
+from graphrec_ray.ranking.evaluate import metrics_rows, to_markdown, true_click_prob, write_csv
 
 
-def test_metrics_row_hand_computed(tmp_path) -> None:
+def test_metrics_rows_hand_computed(tmp_path) -> None:
     logit = np.array([-2.0, -1.0, 1.0, 2.0])
     y = np.array([0, 1, 0, 1])
     value, label_value = np.array([0.5, 1.0, 1.5, 2.0]), np.array([0.5, 0.0, 1.5, 1.0])
     p_true = np.array([0.1, 0.3, 0.6, 0.9])
-    row = metrics_row("mmoe", "test", logit, value, y, label_value, lambda z: sigmoid(z / 2), n_bins=1,
-                      p_true=p_true)
-    assert row["auc"] == pytest.approx(0.75)  # pairs (pos, neg): (-1,-2) ok, (-1,1) bad, (2,-2) ok, (2,1) ok
-    assert row["mse"] == pytest.approx(0.5) and row["rmse"] == pytest.approx(np.sqrt(0.5))
     raw, cal = sigmoid(logit), sigmoid(logit / 2)
-    assert row["brier_raw"] == pytest.approx(np.mean((raw - y) ** 2))
-    assert row["ece_width_cal"] == pytest.approx(abs(cal.mean() - 0.5))  # one bin: |mean p - mean y|
-    assert row["true_mae_raw"] == pytest.approx(np.mean(np.abs(raw - p_true)))
-    write_csv([row], tmp_path / "m.csv")
+    rows = metrics_rows("mmoe", "test", logit, value, y, label_value, {"raw": raw, "platt": cal}, n_bins=1,
+                        p_true=p_true, extra={"neg_sample_rate": 0.5})
+    assert [r["calibrator"] for r in rows] == ["raw", "platt"]
+    r_raw, r_cal = rows
+    assert r_raw["auc"] == pytest.approx(0.75)  # pairs (pos, neg): (-1,-2) ok, (-1,1) bad, (2,-2) ok, (2,1) ok
+    assert r_raw["mse"] == pytest.approx(0.5) and r_cal["rmse"] == pytest.approx(np.sqrt(0.5))
+    assert r_raw["brier"] == pytest.approx(np.mean((raw - y) ** 2))
+    assert r_cal["ece_width"] == pytest.approx(abs(cal.mean() - 0.5))  # one bin: |mean p - mean y|
+    assert r_cal["log_loss"] == pytest.approx(-np.mean(y * np.log(cal) + (1 - y) * np.log(1 - cal)))
+    assert r_raw["true_mae"] == pytest.approx(np.mean(np.abs(raw - p_true)))
+    assert r_raw["true_brier"] == pytest.approx(np.mean((raw - p_true) ** 2))
+    write_csv(rows, tmp_path / "m.csv")
     header = (tmp_path / "m.csv").read_text().splitlines()[0].split(",")
-    assert header[:4] == ["model", "split", "n", "auc"] and "true_ece_cal" in header
-    assert "| mmoe | test | 4 | 0.7500 |" in to_markdown([row])
+    assert header[:5] == ["model", "calibrator", "split", "neg_sample_rate", "n"] and "true_ece_mass" in header
+    assert "| mmoe | raw | test | 0.5000 | 4 | 0.7500 |" in to_markdown(rows)
 
 
 def test_true_click_prob_matches_dense_lookup() -> None:
