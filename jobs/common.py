@@ -26,8 +26,19 @@ def make_parser(prog: str, description: str, default_config: str | None) -> argp
     p.add_argument("--run-dir", default="runs/demo", help="run directory shared by all stages (default: runs/demo)")
     p.add_argument("--ray-address", default=None,
                    help="Ray cluster address; default: the job's cluster under `ray job submit`, else a local one")
+    p.add_argument("--verbose", action=_Verbose, nargs=0,
+                   help="stream Ray's worker and actor logs to the terminal (default: kept in Ray's log folder)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="override config fields, e.g. epochs=5")
     return p
+
+
+class _Verbose(argparse.Action):
+    """``--verbose``: sets ``GRAPHREC_VERBOSE=1`` for this process (read by :func:`init_ray`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        os.environ["GRAPHREC_VERBOSE"] = "1"
+        setattr(namespace, self.dest, True)
 
 
 def load_stage_config(cls: type[T], args: argparse.Namespace) -> T:
@@ -51,17 +62,30 @@ def apply_ray_env_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+def verbose_logs() -> bool:
+    """Whether Ray's own logs should reach the terminal (``GRAPHREC_VERBOSE=1``, set by ``--verbose``)."""
+    return os.environ.get("GRAPHREC_VERBOSE", "") not in ("", "0")
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to Ray once: the given address, the job's cluster (``RAY_ADDRESS``), or a new private local one.
 
     Idempotent. A local cluster gets no dashboard unless ``GRAPHREC_DASHBOARD=1``
-    (it costs a CPU-second and memory on a 2-core machine).
+    (it costs a CPU-second and memory on a 2-core machine). The terminal shows the jobs' own progress and
+    summaries, not Ray's internals: worker and actor logs stay in Ray's log folder
+    (``/tmp/ray/session_latest/logs``) unless ``GRAPHREC_VERBOSE=1`` (``--verbose``) streams them here.
     """
+    import logging
+
     import ray
 
     if ray.is_initialized():
         return
-    kwargs: dict[str, Any] = {"log_to_driver": True}
+    verbose = verbose_logs()
+    kwargs: dict[str, Any] = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
+    if not verbose:
+        for name in ("ray.data", "ray.train", "ray.tune", "ray.serve"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     addr = address or os.environ.get("RAY_ADDRESS")
     if addr:
         kwargs["address"] = addr

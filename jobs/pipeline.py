@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -144,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests of the final Serve smoke test; 0 skips serving (default: 20)")
     p.add_argument("--config-dir", default="configs", help="folder of the stage YAMLs (default: configs)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local or the job's)")
+    p.add_argument("--verbose", action="store_true",
+                   help="stream Ray's worker and actor logs to the terminal (default: kept in Ray's log folder)")
     p.add_argument("overrides", nargs="*", metavar="stage.key=value")
     args = p.parse_args(argv)
+    if args.verbose:
+        os.environ["GRAPHREC_VERBOSE"] = "1"
     out = run(Path(args.run_dir), Path(args.data_dir), split_overrides(args.overrides),
               simulate=not args.no_simulate, serve_smoke=args.serve_smoke, config_dir=Path(args.config_dir),
               ray_address=args.ray_address)

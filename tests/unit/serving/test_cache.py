@@ -18,7 +18,15 @@ from graphrec_ray.serving.cache import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, 
 from graphrec_ray.serving.config import CacheConfig
 from tests.net import free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = "redis://127.0.0.1:6379/0"  # replaced by the session's Redis (tests/conftest.py: redis_url)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _use_session_redis(redis_url: str) -> None:
+    """Point this module at the machine's Redis, or a private one when none answers on 6379 (issue 13, item 10:
+    the tests failed instead of starting one or skipping)."""
+    global REDIS_URL
+    REDIS_URL = redis_url
 
 
 class FakeClock:
