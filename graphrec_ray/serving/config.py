@@ -58,19 +58,28 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """The request path (k limits, weights, batching) and the Serve graph's resources."""
+    """The request path (k limits, weights, batching) and the Serve graph's resources.
+
+    The seed's scoring block loads as written::
+
+        w_engagement: 0.6
+        w_revenue: 0.4        # alias of w_value; after loading, cfg.w_value == 0.4 and cfg.w_revenue is None
+        lambda_diversity: 0.3
+        top_n_serve: 10       # below k_max is allowed: a request for k items gets min(k, top_n_serve)
+    """
 
     # request path
     k_default: int = 10  # items returned when the request gives no k
     k_max: int = 100  # largest k a client may ask for (larger -> 400)
     k_candidates: int = 200  # FAISS candidates per user, after removing seen items, sent to the ranker
-    top_n_serve: int = 100  # MMR chooses the k results among the top_n_serve items by final score
+    top_n_serve: int = 100  # MMR chooses the k results among the top_n_serve best by final score (min(k, pool))
     cold_start_pool: int = 200  # most-exposed items considered for users without an embedding
     seen_splits: tuple[str, ...] = ("train", "val", "test")  # logged interactions treated as already seen
     prior_strength: float = 20.0  # Beta-prior pseudo-counts smoothing cold-start item click/value rates
     # reranking
     w_engagement: float = 1.0  # weight of calibrated p_click in the final score
-    w_value: float = 1.0  # weight of normalised e_value in the final score
+    w_value: float | None = None  # weight of normalised e_value in the final score; None = 1.0 (or w_revenue)
+    w_revenue: float | None = None  # the seed's name for w_value (its GMV proxy is e_value); giving both is an error
     value_scale: float = math.log1p(5.0)  # e_value mapped to 1.0: log1p of the label's watch-ratio clip
     lambda_diversity: float = 0.8  # MMR trade-off: 1 = pure relevance, lower = more diverse lists
     # ranking model
@@ -94,8 +103,17 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.k_default <= self.k_max:
             raise ValueError("need 1 <= k_default <= k_max")
-        if self.top_n_serve < self.k_max or self.k_candidates < 1 or self.cold_start_pool < 1:
-            raise ValueError("need top_n_serve >= k_max, k_candidates >= 1, cold_start_pool >= 1")
+        if self.w_revenue is not None and self.w_value is not None:
+            raise ValueError("give w_value or its alias w_revenue, not both")
+        # resolve the alias once: afterwards w_value is a float and w_revenue None (so dataclasses.replace works)
+        w_value = self.w_revenue if self.w_revenue is not None else (1.0 if self.w_value is None else self.w_value)
+        object.__setattr__(self, "w_value", float(w_value))
+        object.__setattr__(self, "w_revenue", None)
+        if self.w_engagement < 0 or self.w_value < 0:
+            raise ValueError("need w_engagement >= 0 and w_value >= 0")
+        # top_n_serve may be below k_max (the seed serves from the top 10): MMR then returns min(k, top_n_serve)
+        if self.top_n_serve < 1 or self.k_candidates < 1 or self.cold_start_pool < 1:
+            raise ValueError("need top_n_serve >= 1, k_candidates >= 1, cold_start_pool >= 1")
         if not 0.0 <= self.lambda_diversity <= 1.0:
             raise ValueError("lambda_diversity must be in [0, 1]")
         if self.value_scale <= 0 or self.max_batch_size < 1 or self.batch_wait_timeout_s < 0:
