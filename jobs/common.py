@@ -84,6 +84,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     verbose = verbose_logs()
     kwargs: dict[str, Any] = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
     if not verbose:
+        import ray.data  # noqa: F401 - configures its logger on import; quieten it afterwards
+
         for name in ("ray.data", "ray.train", "ray.tune", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
     addr = address or os.environ.get("RAY_ADDRESS")
