@@ -12,13 +12,18 @@ from graphrec_ray.schema import SCHEMA_VERSION
 MANIFEST_NAME = "manifest.json"
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest (``"sha256"``, ``"md5"``, ...) of a file's bytes, read in ``chunk``-byte blocks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (the checksum every manifest records)."""
+    return file_digest(path, "sha256")
 
 
 def write_manifest(stage_dir: str | Path, stage: str, config_hash: str, files: list[str],

@@ -14,7 +14,6 @@ Without internet the fetch fails fast with a one-line :class:`UserError` pointin
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import socket
 import urllib.error
@@ -26,6 +25,7 @@ from typing import Any
 
 from graphrec_ray.data import kuairec as kr
 from graphrec_ray.errors import DataError, UserError
+from graphrec_ray.manifest import file_digest
 
 __all__ = ["KUAIREC_URL", "KUAIREC_MD5", "DownloadConfig", "file_digest", "fetch", "verify_archive",
            "extract", "download_kuairec"]
@@ -43,15 +43,6 @@ class DownloadConfig:
     md5: str = KUAIREC_MD5          # expected MD5 of the archive; "" skips it (size/zip/file checks remain)
     timeout_s: float = 30.0         # socket timeout per connection/read; a dead network fails in this time
     keep_archive: bool = False      # keep KuaiRec.zip beside the data after unpacking
-
-
-def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest (``"md5"``, ``"sha256"``, ...) of a file, read in ``chunk``-byte blocks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(url: str, dest: str | Path, timeout_s: float = 30.0, progress: bool = True) -> Path:
