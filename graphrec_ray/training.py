@@ -1,6 +1,11 @@
-"""Training schedule shared by the retrieval and ranking trainers: scaling, checkpoints, early stopping.
+"""Training schedule shared by the retrieval and ranking trainers: scaling, checkpoints, early stopping, and the
+budget in optimiser steps.
 
 Plain Python: the Ray Train wiring that consumes :class:`TrainerConfig` lives in ``jobs/ray_train.py``.
+
+The budget is counted in optimiser steps of one *global* batch, never in per-worker epochs: the global batch is
+fixed and each of ``W`` workers takes its ``1/W`` slice of it (:func:`worker_slice`), so the same data gives the
+same number of optimiser steps, each over the same samples, whatever the worker count (:func:`step_budget`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,76 @@ class TrainerConfig:
             raise ValueError("num_workers must be >= 0")
         if self.checkpoint_every < 1 or self.num_to_keep < 1:
             raise ValueError("checkpoint_every and num_to_keep must be >= 1")
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """How many optimiser steps a run takes and how often it is validated (see :func:`step_budget`).
+
+    Attributes:
+        global_batch: samples per optimiser step over all workers (``min(batch_size, n_samples)``).
+        steps_per_epoch: full global batches in one pass over the data (the last partial batch is dropped).
+        total_steps: the budget.
+        eval_every: optimiser steps between validation points.
+        min_steps: early stopping may not stop, and selection may not choose, before this many steps.
+    """
+
+    global_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+    min_steps: int
+
+    def eval_points(self) -> list[int]:
+        """Step counts at which validation runs: every ``eval_every`` steps, and always at ``total_steps``."""
+        pts = list(range(self.eval_every, self.total_steps + 1, self.eval_every))
+        if not pts or pts[-1] != self.total_steps:
+            pts.append(self.total_steps)
+        return pts
+
+
+def step_budget(n_samples: int, batch_size: int, epochs: float, min_steps: int = 0, max_steps: int = 0,
+                max_evals: int = 50) -> StepBudget:
+    """``total_steps = max(min_steps, round(epochs * n_samples / global_batch))``, capped at ``max_steps``.
+
+    Depends only on the data size and the global batch, never on the number of workers, so a run on 1, 2 or 8
+    workers takes the same optimiser steps over the same samples.
+
+    Args:
+        n_samples: training samples (e.g. positive edges), ``>= 1``.
+        batch_size: global batch (all workers together); clamped to ``n_samples``.
+        epochs: passes over the data the budget is worth (may be fractional).
+        min_steps: lower bound of the budget (default 0), and the first step at which early stopping may stop.
+        max_steps: upper bound (default 0 = none); wins over ``min_steps``.
+        max_evals: at most about this many validation points (default 50): ``eval_every`` is one epoch or
+            ``total_steps / max_evals``, whichever is longer.
+
+    Example::
+
+        >>> b = step_budget(10_000, 1024, epochs=4.0, min_steps=100)
+        >>> b.steps_per_epoch, b.total_steps, b.eval_every
+        (9, 100, 9)
+    """
+    if n_samples < 1 or batch_size < 1:
+        raise ValueError(f"need n_samples >= 1 and batch_size >= 1, got {n_samples}, {batch_size}")
+    g = min(batch_size, n_samples)
+    per_epoch = n_samples // g
+    total = max(int(min_steps), int(round(epochs * n_samples / g)), 1)
+    if max_steps > 0:
+        total = min(total, int(max_steps))
+    every = max(per_epoch, -(-total // max(1, max_evals)), 1)
+    return StepBudget(g, per_epoch, total, min(every, total), min(int(min_steps), total))
+
+
+def worker_slice(global_batch: int, rank: int, world_size: int) -> slice:
+    """This worker's part ``[rank*g//W, (rank+1)*g//W)`` of a global batch of ``g`` samples (sizes differ by <= 1).
+
+    Raises:
+        ValueError: if the global batch is smaller than the number of workers (a worker would get no sample).
+    """
+    if global_batch < world_size:
+        raise ValueError(f"global batch {global_batch} is smaller than the {world_size} workers")
+    return slice(rank * global_batch // world_size, (rank + 1) * global_batch // world_size)
 
 
 @dataclass

@@ -1,15 +1,19 @@
 """Train the retrieval model and its baselines on Ray Train, evaluate them, write ``run_dir/retrieval/``.
 
 Each embedding model (``lightgcn_ips``, ``lightgcn``, ``mf``, ...) runs as one ``TorchTrainer`` job
-(``jobs/ray_train.fit``): DDP over ``trainer.num_workers`` workers, a checkpoint every
-``trainer.checkpoint_every`` epochs (model, optimizer, epoch, mined hard negatives, early-stopping state, best
-embeddings, config hash), early stopping on validation NDCG@10, and ``FailureConfig`` retries. Running the job
-again with the same config resumes each model from its last checkpoint (same storage path and run name).
+(``jobs/ray_train.fit``) of the select-then-refit loop of :mod:`graphrec_ray.retrieval.fit`: DDP over
+``trainer.num_workers`` workers with a fixed global batch (the same optimiser steps for any worker count), a step
+budget that scales with the number of positives, validation every ``eval_every`` steps on plain Recall@20,
+early stopping only after ``min_steps``, then a refit on training + validation positives for the selected number
+of steps. A checkpoint every ``trainer.checkpoint_every`` validation points / refit chunks holds the phase,
+model, optimizer, step, mined hard negatives, history and config hash; ``FailureConfig`` retries. Running the
+job again with the same config resumes each model from its last checkpoint (same storage path and run name).
 
 Outputs (see ``docs/ARCHITECTURE.md``): ``user_embeddings.npy`` / ``item_embeddings.npy`` of ``cfg.model``
-(best validation epoch), ``metrics.json`` (every model, every protocol), ``manifest.json`` with
-``embedding_version``. MLflow gets the resolved config, per-epoch loss and validation metrics (one nested run per
-model), final metrics, and the embeddings and checkpoint as artifacts.
+(the refit), ``metrics.json`` (every model, every protocol, the selected and refit steps), ``manifest.json``
+with ``embedding_version`` and the Tune search's choice when one was applied. MLflow gets the resolved config,
+per-step loss and validation metrics (one nested run per model), final metrics, and the embeddings and
+checkpoint as artifacts.
 
 Usage::
 
@@ -30,18 +34,14 @@ import numpy as np
 
 from graphrec_ray.config import config_hash, from_mapping, to_dict
 from graphrec_ray.errors import DataError
-from graphrec_ray.evaluation.protocols import (parse_relevance, temporal_protocol, true_preference_protocol,
-                                               unbiased_protocol)
 from graphrec_ray.ids import IdMap
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, write_manifest
-from graphrec_ray.retrieval.base import EmbeddingRecommender, Recommender
+from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions, load_interactions, union_matrix
-from graphrec_ray.training import EarlyStopping
+from graphrec_ray.retrieval.data import Interactions, load_interactions
 
 DEFAULT_CONFIG = "configs/retrieval.yaml"
-VAL_KS = {"recall_ks": (20,), "ndcg_ks": (10,)}  # cheap per-epoch validation
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -58,132 +58,109 @@ def load_inputs(preprocess_dir: str | Path) -> dict[str, Any]:
     return out
 
 
-def _item_weights(cfg: RetrievalConfig, inputs: dict[str, Any], positives: Interactions, pre_dir: Path) -> np.ndarray:
+def _item_weights(cfg: RetrievalConfig, exposures: Interactions, positives: Interactions,
+                  pre_dir: Path) -> np.ndarray:
     from graphrec_ray.retrieval.build import build_item_weights
 
-    return build_item_weights(cfg, inputs["train"], positives, pre_dir / "item_propensity.parquet")
+    return build_item_weights(cfg, exposures, positives, pre_dir / "item_propensity.parquet")
 
 
 def resume_key(cfg: RetrievalConfig) -> str:
-    """Hash of the fields that define a training run; ``epochs``, baselines, evaluation and Ray resources are
-    left out, so a run started again with more epochs or other workers resumes from its checkpoint."""
+    """Hash of the fields that define a training run; the step budget (``epochs``, ``max_steps``), baselines,
+    evaluation and Ray resources are left out, so a run started again with a longer budget or other workers resumes
+    from its checkpoint (the global batch, hence every optimiser step, does not depend on the worker count)."""
     from dataclasses import replace
 
     from graphrec_ray.training import TrainerConfig
 
     t = cfg.trainer
-    core = replace(cfg, epochs=1, baselines=(), model="lightgcn", eval_batch_size=1, experiment="",
-                   tracking_uri=None, torch_threads=1,
+    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), model="lightgcn", eval_batch_size=1,
+                   experiment="", tracking_uri=None, torch_threads=1,
                    trainer=TrainerConfig(early_stopping_patience=t.early_stopping_patience, min_delta=t.min_delta))
     return config_hash(core)
 
 
 # ------------------------------------------------------------------------------------ Ray Train worker
 def train_loop(config: dict[str, Any]) -> None:
-    """Per-worker loop: train ``config["name"]`` with DDP, validate each epoch, checkpoint, stop early."""
+    """Per-worker loop: select-then-refit ``config["name"]`` with DDP (:mod:`graphrec_ray.retrieval.fit`),
+    checkpointing every ``trainer.checkpoint_every`` validation points / refit chunks."""
     import torch
 
     import ray.train.torch
-    from jobs.ray_train import load_checkpoint, report, world_rank, world_size
     from graphrec_ray.retrieval.build import build_adjacency, build_model, build_trainer, training_positives
+    from graphrec_ray.retrieval.fit import budget_for, concat, select_then_refit, validation_fn
+    from jobs.ray_train import load_checkpoint, report, world_rank, world_size
 
     cfg = from_mapping(RetrievalConfig, config["cfg"])
     name, pre_dir = config["name"], Path(config["preprocess_dir"])
+    fixed_steps = config.get("fixed_steps")
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     rank, world = world_rank(), world_size()
     inputs = load_inputs(pre_dir)
-    positives = training_positives(cfg, inputs["train"])
-    weights = _item_weights(cfg, inputs, positives, pre_dir)
+    train_pos = training_positives(cfg, inputs["train"])
+    all_rows = concat(inputs["train"], inputs["val"])
+    refit_pos = training_positives(cfg, all_rows)
+    w_sel = _item_weights(cfg, inputs["train"], train_pos, pre_dir)
+    w_ref = _item_weights(cfg, all_rows, refit_pos, pre_dir)
     device = ray.train.torch.get_device() if cfg.trainer.use_gpu else torch.device("cpu")
-    model = build_model(name, cfg, positives.n_users, positives.n_items).to(device)
-    adj = build_adjacency(cfg, positives, device) if name.startswith("lightgcn") else None
-    forward_module = ray.train.torch.prepare_model(model, move_to_device=False) if world > 1 else model
-    trainer = build_trainer(name, cfg, positives, weights, adj, rank, world, forward_module, model)
-    stopper = EarlyStopping(cfg.trainer.early_stopping_patience, cfg.trainer.min_delta)
-    history: list[dict[str, float]] = []
-    best: dict[str, Any] | None = None
-    chash = resume_key(cfg)
 
+    def make(pos: Interactions, phase: str) -> Any:
+        model = build_model(name, cfg, pos.n_users, pos.n_items).to(device)
+        adj = build_adjacency(cfg, pos, device) if name.startswith("lightgcn") else None
+        fwd = ray.train.torch.prepare_model(model, move_to_device=False) if world > 1 else model
+        return build_trainer(name, cfg, pos, w_sel if phase == "select" else w_ref, adj, rank, world, fwd, model)
+
+    chash = resume_key(cfg)
     state = load_checkpoint()
     if state is not None:
-        if state["config_hash"] != chash or state["name"] != name:
+        if state["config_hash"] != chash or state["name"] != name or state.get("fixed_steps") != fixed_steps:
             raise RuntimeError(f"checkpoint of {state['name']} / config {state['config_hash']} does not match "
                                f"{name} / {chash}")
-        trainer.load_state_dict(state["trainer"])
-        stopper.load_state_dict(state["early_stopping"])
-        history, best = list(state["history"]), state["best"]
+        if state["phase"] == "done":  # a finished run started again: report its state once more
+            report(state["history"][-1] if state["history"] else {"step": 0.0}, state)
+            return
+    points = {"n": 0}
+    t0 = {"t": time.perf_counter()}
 
-    train_seen = positives.matrix()
-    if state is not None and (trainer.epoch >= cfg.epochs or stopper.should_stop):
-        # a finished run started again: report its checkpointed state once so the result carries a checkpoint
-        report(history[-1] if history else {"epoch": float(trainer.epoch)}, state)
-        return
-    while trainer.epoch < cfg.epochs and not stopper.should_stop:
-        t0 = time.perf_counter()
-        loss = trainer.run_epoch(progress=rank == 0 and config.get("progress", False))
-        u, i = trainer.embeddings()
-        val = temporal_protocol(EmbeddingRecommender(u, i).score, inputs["val"], train_seen,
-                                cfg.positive_threshold, item_weights=weights, **VAL_KS)
-        if stopper.update(val[cfg.val_metric]) or not cfg.keep_best:
-            best = {"epoch": trainer.epoch, "user": u, "item": i, "val": val[cfg.val_metric]}
-        row = {"epoch": float(trainer.epoch), "loss": float(loss), "epoch_s": time.perf_counter() - t0,
-               "samples": float(trainer.last_samples),
-               **{f"val_{k}": float(v) for k, v in val.items() if k != "n_users"}}
-        history.append(row)
-        done = trainer.epoch >= cfg.epochs or stopper.should_stop
-        if trainer.epoch % cfg.trainer.checkpoint_every == 0 or done:
-            report(row, {"name": name, "config_hash": chash, "trainer": trainer.state_dict(),
-                         "early_stopping": stopper.state_dict(), "history": history, "best": best})
+    def on_point(row: dict[str, float], thunk: Any) -> None:
+        points["n"] += 1
+        row = {**row, "point_s": time.perf_counter() - t0["t"]}
+        t0["t"] = time.perf_counter()
+        st = thunk()
+        if st["phase"] == "done" or points["n"] % cfg.trainer.checkpoint_every == 0:
+            report(row, {**st, "name": name, "config_hash": chash, "fixed_steps": fixed_steps})
         else:
             report(row)
 
+    select_then_refit(make, validation_fn(cfg, inputs["val"], train_pos, w_sel), train_pos, refit_pos,
+                      budget_for(cfg, len(train_pos)), cfg.val_metric, cfg.trainer.early_stopping_patience,
+                      cfg.trainer.min_delta, cfg.refit, fixed_steps, state, on_point,
+                      progress=rank == 0 and config.get("progress", False))
 
-def fit_model(name: str, cfg: RetrievalConfig, layout: RunLayout, progress: bool = False) -> dict[str, Any]:
-    """Train one embedding model on Ray Train; returns its final checkpoint state (driver side)."""
+
+def fit_model(name: str, cfg: RetrievalConfig, layout: RunLayout, progress: bool = False,
+              fixed_steps: int | None = None) -> dict[str, Any]:
+    """Select-then-refit one embedding model on Ray Train; returns its final state (driver side).
+
+    Args:
+        fixed_steps: skip selection and refit for this many steps (the Tune search's choice).
+    """
     from jobs.ray_train import fit, result_state
 
     storage = layout.retrieval / "checkpoints"
-    run_name = f"{name}-{resume_key(cfg)}"
+    run_name = f"{name}-{resume_key(cfg)}" + (f"-steps{fixed_steps}" if fixed_steps else "")
     loop_cfg = {"cfg": to_dict(cfg), "name": name, "preprocess_dir": str(layout.preprocess.resolve()),
-                "progress": progress}
+                "progress": progress, "fixed_steps": fixed_steps}
     result = fit(train_loop, loop_cfg, cfg.trainer, storage, run_name)
     state = result_state(result)
-    if state is None or state.get("best") is None:
-        raise RuntimeError(f"training {name} produced no checkpoint")
+    if state is None or state.get("phase") != "done":
+        raise RuntimeError(f"training {name} produced no final checkpoint")
     state["checkpoint_path"] = getattr(result.checkpoint, "path", None)
     return state
 
 
 # --------------------------------------------------------------------------------------------- evaluate
-def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], positives: Interactions,
-             ground_truth: Any | None = None, item_weights: np.ndarray | None = None) -> dict[str, float]:
-    """All protocols for one fitted recommender: ``val/``, ``test/``, ``unbiased/<rule>/``, ``true/``.
-
-    ``item_weights`` (``(I,)`` IPS weights) add ``ips_`` metrics to the temporal protocols.
-    """
-    train_seen = positives.matrix()
-    thr = cfg.positive_threshold
-    out: dict[str, float] = {}
-    val_pos = inputs["val"].relevant(">=", thr).matrix()
-    for k, v in temporal_protocol(rec.score, inputs["val"], train_seen, thr, item_weights=item_weights).items():
-        out[f"val/{k}"] = v
-    test_excl = union_matrix(train_seen, val_pos)
-    for k, v in temporal_protocol(rec.score, inputs["test"], test_excl, thr, item_weights=item_weights).items():
-        out[f"test/{k}"] = v
-    rules = tuple(parse_relevance(s) for s in cfg.unbiased_relevance)
-    if len(inputs["eval_small"]):
-        for k, v in unbiased_protocol(rec.score, inputs["eval_small"], train_seen, rules).items():
-            out[f"unbiased/{k}"] = v
-    if ground_truth is not None and len(inputs["eval_small"]):
-        users = np.unique(inputs["eval_small"].user_idx)
-        p = ground_truth.p_click(inputs["user_map"].to_raw(users),
-                                 inputs["item_map"].to_raw(np.arange(inputs["n_items"])))
-        for k, v in true_preference_protocol(rec.score, users, p, train_seen, cfg.true_pref_threshold).items():
-            out[f"true/{k}"] = v
-    return out
-
-
 def _load_ground_truth(layout: RunLayout) -> Any | None:
     """The simulator's ground truth when the preprocessed data came from the simulator, else None."""
     try:
@@ -198,48 +175,88 @@ def _load_ground_truth(layout: RunLayout) -> Any | None:
 
 
 # ------------------------------------------------------------------------------------------------- run
-def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str, Any]:
-    """Train ``cfg.model`` and ``cfg.baselines``, evaluate all, write outputs; returns the metrics dict.
+SEARCH_FILE = "search.json"  # graphrec tune-retrieval's choice, under run_dir/retrieval/
 
-    Needs a connected Ray cluster (``jobs.common.init_ray``) unless ``cfg.trainer.num_workers == 0``.
+
+def load_search(layout: RunLayout) -> dict[str, Any] | None:
+    """``run_dir/retrieval/search.json`` written by ``graphrec tune-retrieval``, or None."""
+    path = layout.retrieval / SEARCH_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def apply_search(cfg: RetrievalConfig, search: dict[str, Any] | None) -> RetrievalConfig:
+    """``cfg`` with the searched hyperparameters (``search["params"]``) when ``cfg.use_search``."""
+    from graphrec_ray.retrieval.fit import with_params
+
+    if search is None or not cfg.use_search:
+        return cfg
+    return with_params(cfg, search["params"])
+
+
+def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str, Any]:
+    """Select-then-refit ``cfg.model`` and ``cfg.baselines``, evaluate all, write outputs; returns the metrics.
+
+    When ``run_dir/retrieval/search.json`` exists (``graphrec tune-retrieval``) and ``cfg.use_search``, its
+    hyperparameters replace ``cfg``'s and the searched model is refit for the searched number of steps without a
+    second selection. Needs a connected Ray cluster (``jobs.common.init_ray``) unless
+    ``cfg.trainer.num_workers == 0``.
     """
     import mlflow
 
     from graphrec_ray.retrieval.build import training_positives
+    from graphrec_ray.retrieval.evaluate import evaluate
+    from graphrec_ray.retrieval.fit import concat
     from graphrec_ray.retrieval.popularity import MostPopular
     from jobs.common import mlflow_run
 
     layout = RunLayout(Path(run_dir))
     inputs = load_inputs(layout.preprocess)
     layout.retrieval.mkdir(parents=True, exist_ok=True)
+    search = load_search(layout) if cfg.use_search else None
+    cfg = apply_search(cfg, search)
     positives = training_positives(cfg, inputs["train"])
-    weights = _item_weights(cfg, inputs, positives, layout.preprocess)
+    all_rows = concat(inputs["train"], inputs["val"])
+    refit_pos = training_positives(cfg, all_rows) if cfg.refit else positives
+    weights = _item_weights(cfg, inputs["train"], positives, layout.preprocess)
     gt = _load_ground_truth(layout)
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
-    metrics: dict[str, Any] = {"models": {}, "primary": cfg.model}
+    metrics: dict[str, Any] = {"models": {}, "primary": cfg.model,
+                               "search": None if search is None else {"params": search["params"],
+                                                                     "steps": search["steps"],
+                                                                     "model": search["model"]}}
     with mlflow_run(cfg.experiment, "train-retrieval", cfg, tags={"stage": "retrieval"}):
+        if search is not None:
+            mlflow.log_params({f"search.{k}": v for k, v in search["params"].items()})
+            mlflow.log_param("search.steps", search["steps"])
         for name in names:
             t0 = time.perf_counter()
             with mlflow.start_run(run_name=name, nested=True):
                 if name == "popularity":
-                    rec: Recommender = MostPopular().fit(positives)
+                    m = evaluate(MostPopular().fit(positives), cfg, inputs, positives, None, weights,
+                                 validation=True)  # validation score of the train-only fit, for reference
+                    m = {k: v for k, v in m.items() if k.startswith("val/")}
+                    m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_pos, gt, weights))
                     info: dict[str, Any] = {}
                 else:
-                    state = fit_model(name, cfg, layout, progress)
+                    fixed = int(search["steps"]) if search is not None and search["model"] == name else None
+                    state = fit_model(name, cfg, layout, progress, fixed_steps=fixed)
                     for row in state["history"]:
-                        step = int(row["epoch"])
                         mlflow.log_metrics({_mlflow_key(k): v for k, v in row.items()
-                                            if k != "epoch" and np.isfinite(v)}, step=step)
-                    best = state["best"]
-                    rec = EmbeddingRecommender(best["user"], best["item"])
-                    info = {"best_epoch": int(best["epoch"]), "epochs_run": int(state["trainer"]["epoch"])}
+                                            if k != "step" and np.isfinite(v)}, step=int(row["step"]))
+                    rec = EmbeddingRecommender(state["user"], state["item"])
+                    sel = [r for r in state["history"] if r.get("phase") == 0.0]
+                    best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
+                    info = {"selected_step": int(state["selected_step"]), "budget_steps": int(state["budget_steps"]),
+                            "refit_steps": int(state["refit_steps"]), "selection_points": len(sel),
+                            "steps_run": int(sel[-1]["step"]) if sel else 0}
+                    m = {f"val/{k[4:]}": v for k, v in (best[0] if best else {}).items() if k.startswith("val_")}
                     if name == cfg.model:
-                        _write_embeddings(layout, best["user"], best["item"])
+                        _write_embeddings(layout, state["user"], state["item"])
                         if state.get("checkpoint_path"):
                             mlflow.log_artifact(os.path.join(state["checkpoint_path"], "state.pt"), "checkpoint")
-                m = evaluate(rec, cfg, inputs, positives, gt, weights)
+                    m.update(evaluate(rec, cfg, inputs, refit_pos, gt, weights))
                 m_info = {**info, "train_s": time.perf_counter() - t0}
                 mlflow.log_metrics({_mlflow_key(k): v for k, v in m.items() if np.isfinite(v)})
                 mlflow.log_metrics({k: float(v) for k, v in m_info.items()})
@@ -273,7 +290,10 @@ def _write_outputs(layout: RunLayout, cfg: RetrievalConfig, metrics: dict[str, A
                    ["user_embeddings.npy", "item_embeddings.npy", "metrics.json"],
                    {"embedding_version": version, "dim": dim, "model": cfg.model,
                     "score": "inner_product", "n_users": int(np.load(layout.user_embeddings, mmap_mode="r").shape[0]),
-                    "n_items": int(np.load(layout.item_embeddings, mmap_mode="r").shape[0])})
+                    "n_items": int(np.load(layout.item_embeddings, mmap_mode="r").shape[0]),
+                    "selected_step": metrics["models"][cfg.model].get("selected_step"),
+                    "refit_steps": metrics["models"][cfg.model].get("refit_steps"),
+                    "search": metrics.get("search")})
     return version
 
 

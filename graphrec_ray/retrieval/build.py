@@ -56,7 +56,7 @@ def load_propensity(path: str | Path, n_items: int) -> np.ndarray:
 
 def build_item_weights(cfg: RetrievalConfig, exposures: Interactions, positives: Interactions,
                        propensity_file: str | Path | None = None) -> np.ndarray:
-    """``(I,)`` IPS weights of positive items from ``cfg.propensity``.
+    """``(I,)`` IPS weights of positive items from ``cfg.propensity``, clipped at ``cfg.clip_max`` (the only clip).
 
     Args:
         exposures: every training row (each row of ``big_matrix`` is an exposure); counts give the propensity
@@ -97,7 +97,7 @@ def build_trainer(name: str, cfg: RetrievalConfig, positives: Interactions, item
     if adj is None and name.startswith("lightgcn"):
         adj = build_adjacency(cfg, positives)
     return BPRTrainer(model, adj, positives, item_weights if uses_ips(name) else None, lr=cfg.lr, reg=cfg.reg,
-                      batch_size=cfg.batch_size, clip_max=cfg.clip_max, hard_ratio=cfg.hard_ratio,
+                      batch_size=cfg.batch_size, hard_ratio=cfg.hard_ratio,
                       hard_k=cfg.hard_k, hard_start_epoch=cfg.hard_start_epoch,
                       hard_refresh_every=cfg.hard_refresh_every, seed=cfg.seed, rank=rank,
                       world_size=world_size, forward_module=forward_module)
@@ -107,8 +107,9 @@ def build_recommender(name: str, cfg: RetrievalConfig, item_weights: np.ndarray 
                       epochs: int | None = None) -> Recommender:
     """An unfitted in-process recommender for ``name`` (``fit`` receives training positives).
 
-    ``item_weights`` (``(I,)``) are required for ``*_ips`` models; when None they are derived from the positives'
-    item counts with ``cfg`` (propensity=counts).
+    Trains for ``epochs`` passes (default ``cfg.epochs``) with no validation; the stage's select-then-refit
+    schedule is :func:`graphrec_ray.retrieval.fit.fit_in_process`. ``item_weights`` (``(I,)``) are required for
+    ``*_ips`` models; when None they are derived from the positives' item counts with ``cfg`` (propensity=counts).
     """
     if name == "popularity":
         return MostPopular()

@@ -22,8 +22,13 @@ class RetrievalConfig:
     init_std: float = 0.1  # std of the normal init of ego embeddings (LightGCN reference code)
     lr: float = 0.005  # Adam learning rate
     reg: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN paper: 1e-4)
-    batch_size: int = 1024  # BPR triples per step and worker (4096 leaves too few steps per epoch at demo scale)
-    epochs: int = 40  # maximum epochs (early stopping usually ends sooner)
+    batch_size: int = 2048  # GLOBAL BPR triples per optimiser step, split over the workers (same steps for any count)
+    epochs: int = 60  # step budget = max(min_steps, epochs * n_pos / batch_size): quality rose until ~60 passes (issue 10)
+    min_steps: int = 50  # early stopping and selection never before this step (demo: val Recall@20 peaks near 56)
+    max_steps: int = 0  # cap on the step budget (0 = none); the Tune search uses it to bound a trial
+    max_evals: int = 40  # validation points per run at most: every pass, or budget / max_evals steps if longer
+    refit: bool = True  # export a refit on train + validation positives for the selected steps (False: the selected point)
+    use_search: bool = True  # apply run_dir/retrieval/search.json (graphrec tune-retrieval's choice) when it exists
     positive_threshold: float = 2.0  # edge when watch_ratio >= this; 2.0 = "liked" (at 0.5 positives ~ exposures)
     edge_weight: bool = False  # weight graph edges by the clipped watch ratio instead of 1
     edge_weight_clip: float = 2.0  # clip of the watch ratio used as edge weight
@@ -37,8 +42,8 @@ class RetrievalConfig:
     hard_refresh_every: int = 1  # epochs between re-minings
     adjacency_dtype: Literal["float32", "float16"] = "float32"  # float16 dense R~ halves bytes on GPU (error ~2e-6)
     layout: Literal["auto", "csr", "dense"] = "auto"  # adjacency: auto = dense on GPU for dense graphs, else CSR
-    keep_best: bool = True  # write the best-validation epoch's embeddings; False = the last epoch's
-    val_metric: str = "ips_ndcg@10"  # early-stopping metric; ips_ = debiased (plain rewards popularity)
+    val_metric: str = "recall@20"  # selection metric on validation positives; plain: the ips_ ones jump between points
+    val_relevance: float | None = None  # validation positive = watch_ratio >= this; None = positive_threshold
     unbiased_relevance: tuple[str, ...] = (">=0.5", ">2.0")  # small_matrix relevance rules (ours, the authors')
     true_pref_threshold: float = 0.5  # simulator protocol: relevant when true P(click) >= this
     eval_batch_size: int = 512  # users scored per block in evaluation
@@ -58,7 +63,9 @@ class RetrievalConfig:
             raise ValueError("hard_ratio must be in [0, 1]")
         if self.dim < 1 or self.num_layers < 0 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError("dim, batch_size, epochs must be >= 1 and num_layers >= 0")
-        if self.val_metric not in ("ndcg@10", "recall@20", "ips_ndcg@10", "ips_recall@20"):
-            raise ValueError("val_metric must be one of ndcg@10, recall@20, ips_ndcg@10, ips_recall@20")
+        if self.min_steps < 0 or self.max_steps < 0 or self.max_evals < 1:
+            raise ValueError("min_steps and max_steps must be >= 0 and max_evals >= 1")
+        if self.val_metric not in ("ndcg@10", "ndcg@20", "recall@20", "ips_ndcg@10", "ips_ndcg@20", "ips_recall@20"):
+            raise ValueError("val_metric must be one of recall@20, ndcg@10, ndcg@20 (or their ips_ versions)")
         if self.clip_max <= 0:
             raise ValueError("clip_max must be > 0")

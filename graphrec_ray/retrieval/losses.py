@@ -3,10 +3,11 @@
 Exposure bias: a user can only interact with what was shown, and popular items are shown far more often, so a
 plain BPR model learns exposure, not preference. Weighting each positive ``(u, i)`` by ``1 / p_i`` (``p_i`` the
 item's exposure propensity) makes the expected loss that of a uniformly exposed log (Schnabel et al. 2016; Saito
-et al. 2020). Large weights have high variance, so they are clipped at ``clip_max``.
+et al. 2020). Large weights have high variance, so they are clipped at ``clip_max``, once, in
+:func:`ips_weights` (before the optional rescale to mean 1); the loss takes the finished weights as they are.
 
 .. math::
-    \\mathcal L = -\\frac1B \\sum_{b=1}^{B} \\min(w_b, c)\\, \\log\\sigma(s^+_b - s^-_b)
+    \\mathcal L = -\\frac1B \\sum_{b=1}^{B} w_b\\, \\log\\sigma(s^+_b - s^-_b)
                  + \\frac{\\lambda}{2B} \\sum_{b=1}^{B} \\big(\\|e_{u_b}\\|^2 + \\|e_{i^+_b}\\|^2 + \\|e_{i^-_b}\\|^2\\big)
 
 with ego (layer-0) embeddings in the L2 term, as in the LightGCN paper. PyG's ``BPRLoss`` takes no per-sample
@@ -23,20 +24,20 @@ from graphrec_ray.data.propensity import item_propensity
 
 
 def ips_bpr_loss(pos_scores: Tensor, neg_scores: Tensor, weights: Tensor | None = None,
-                 clip_max: float = float("inf"), ego_sq: Tensor | None = None, reg: float = 0.0) -> Tensor:
+                 ego_sq: Tensor | None = None, reg: float = 0.0) -> Tensor:
     """IPS-weighted BPR loss plus L2 on the batch's ego embeddings (scalar).
 
     Args:
         pos_scores: ``(B,)`` scores of the positive items.
         neg_scores: ``(B,)`` scores of the sampled negatives.
-        weights: ``(B,)`` non-negative IPS weights of the positives (None: all ones, plain BPR).
-        clip_max: weights are clipped to at most this (default: no clipping).
+        weights: ``(B,)`` non-negative IPS weights of the positives, already clipped (and normalised) by
+            :func:`ips_weights`; used as given (None: all ones, plain BPR).
         ego_sq: ``(B,)`` summed squared norms of the user, positive and negative ego embeddings (None: no L2).
         reg: L2 coefficient lambda (default 0).
     """
     log_sig = F.logsigmoid(pos_scores - neg_scores)
     if weights is not None:
-        log_sig = weights.clamp(max=clip_max).to(log_sig.dtype) * log_sig
+        log_sig = weights.to(log_sig.dtype) * log_sig
     loss = -log_sig.mean()
     if ego_sq is not None and reg > 0:
         loss = loss + 0.5 * reg * ego_sq.mean()

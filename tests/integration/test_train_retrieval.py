@@ -1,7 +1,7 @@
 """``graphrec train-retrieval`` end to end on simulator data.
 
-1. Ray Train with 2 DDP workers on the shared local cluster: outputs, manifest, MLflow, then resume with one more
-   epoch from the last checkpoint.
+1. Ray Train with 2 DDP workers on the shared local cluster, select then refit: outputs, manifest, MLflow, then a
+   rerun that resumes from the final checkpoint.
 2. The debiasing experiment: on simulator data with exposure bias, IPS-LightGCN beats LightGCN without IPS on the
    unbiased (fully observed small_matrix) protocol and both beat most-popular; also on the true preferences.
 """
@@ -23,6 +23,7 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, verify_manifest
 from graphrec_ray.retrieval.build import training_positives
 from graphrec_ray.retrieval.config import RetrievalConfig
+from graphrec_ray.training import step_budget
 from jobs.train_retrieval import load_inputs
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def _sim_run(root: Path, **sim: object) -> Path:
     return run_dir
 
 
-def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path) -> None:
+def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_path: Path) -> None:
     import mlflow
 
     from jobs import train_retrieval
@@ -44,8 +45,8 @@ def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path) ->
     layout = RunLayout(run_dir)
     over = ["trainer.num_workers=2", "trainer.cpus_per_worker=0.5", "baselines=[popularity]", "dim=16",
             "batch_size=64", "positive_threshold=0.5", "trainer.early_stopping_patience=0", "hard_ratio=0.5",
-            "hard_start_epoch=1", "hard_k=10"]
-    cfg = load_config(RetrievalConfig, "configs/retrieval.yaml", over + ["epochs=2"])
+            "hard_start_epoch=1", "hard_k=10", "epochs=2", "min_steps=0", "max_evals=4"]
+    cfg = load_config(RetrievalConfig, "configs/retrieval.yaml", over)
     metrics = train_retrieval.run(cfg, run_dir)
 
     assert verify_manifest(layout.retrieval) == []
@@ -58,26 +59,27 @@ def test_two_ray_train_workers_then_resume(ray_cluster: None, tmp_path: Path) ->
     assert set(saved["models"]) == {"lightgcn_ips", "popularity"}
     m = saved["models"]["lightgcn_ips"]
     for key in ("test/ndcg@10", "test/recall@500", "unbiased/ge0.5/ndcg@10", "unbiased/gt2.0/recall@20",
-                "true/ndcg@10", "true/mean_gain@10", "val/ips_ndcg@10"):
+                "true/ndcg@10", "true/mean_gain@10", "val/recall@20", "val/ips_ndcg@10"):
         assert key in m and (np.isnan(m[key]) or 0.0 <= m[key] <= 1.0 + 1e-9), key
-    assert m["epochs_run"] == 2
+    inputs = load_inputs(layout.preprocess)
+    n_pos = len(training_positives(cfg, inputs["train"]))
+    budget = step_budget(n_pos, 64, 2, 0, 0, 4)
+    assert m["budget_steps"] == budget.total_steps == m["steps_run"]  # no early stopping: whole budget
+    assert m["refit_steps"] == m["selected_step"] == man["selected_step"] and m["selected_step"] in budget.eval_points()
 
     runs = mlflow.search_runs(experiment_names=["retrieval"])
     assert len(runs) == 3  # parent + one nested run per model
     child = runs[runs["tags.mlflow.runName"] == "lightgcn_ips"].iloc[0]
     client = mlflow.tracking.MlflowClient()
-    loss_hist = client.get_metric_history(child.run_id, "loss")
-    assert [h.step for h in loss_hist] == [1, 2]
-    samples = [h.value for h in client.get_metric_history(child.run_id, "samples")]
-    n_pos = len(training_positives(cfg, load_inputs(layout.preprocess)["train"]))
-    assert samples == [n_pos // 2] * 2  # each of the 2 DDP workers trained on half of the positives
-    first_losses = [h.value for h in loss_hist]
+    val_hist = client.get_metric_history(child.run_id, "val_recall_at_20")
+    assert sorted(h.step for h in val_hist) == budget.eval_points()
+    samples = {h.value for h in client.get_metric_history(child.run_id, "samples")}
+    assert samples <= {32.0 * k for k in range(1, budget.eval_every + 1)}  # each worker: half of every 64-batch
 
-    # resume with one more epoch: continues from the epoch-2 checkpoint, earlier epochs are not re-run
-    cfg3 = load_config(RetrievalConfig, "configs/retrieval.yaml", over + ["epochs=3"])
-    state3 = train_retrieval.fit_model("lightgcn_ips", cfg3, layout)
-    assert [h["epoch"] for h in state3["history"]] == [1.0, 2.0, 3.0]
-    assert [h["loss"] for h in state3["history"][:2]] == first_losses
+    # started again with the same config: every model resumes from its final checkpoint, nothing is retrained
+    state = train_retrieval.fit_model("lightgcn_ips", cfg, layout)
+    assert state["selected_step"] == m["selected_step"]
+    assert np.array_equal(state["user"], ue)
 
 
 def test_ips_lightgcn_beats_lightgcn_and_popularity_on_unbiased_protocol(tmp_path: Path) -> None:
@@ -85,8 +87,7 @@ def test_ips_lightgcn_beats_lightgcn_and_popularity_on_unbiased_protocol(tmp_pat
     from jobs import train_retrieval
 
     run_dir = _sim_run(tmp_path, preset="demo")
-    over = ["trainer.num_workers=0", "model=lightgcn_ips", "baselines=[popularity,lightgcn]", "epochs=20",
-            "batch_size=512", "trainer.early_stopping_patience=0", "keep_best=false"]
+    over = ["trainer.num_workers=0", "model=lightgcn_ips", "baselines=[popularity,lightgcn]"]
     cfg = load_config(RetrievalConfig, "configs/retrieval.yaml", over)
     models = train_retrieval.run(cfg, run_dir)["models"]
     ips, plain, pop = models["lightgcn_ips"], models["lightgcn"], models["popularity"]

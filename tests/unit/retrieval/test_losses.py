@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -11,14 +12,29 @@ import torch
 from graphrec_ray.retrieval.losses import ips_bpr_loss, ips_weights, propensity_from_counts
 
 
-def test_known_value_with_clipping_and_l2() -> None:
+def test_known_value_with_weights_and_l2() -> None:
     pos = torch.tensor([2.0, 0.0])
     neg = torch.tensor([0.0, 0.0])
-    w = torch.tensor([1.0, 50.0])
+    w = torch.tensor([1.0, 10.0])
     ego = torch.tensor([4.0, 2.0])
-    got = ips_bpr_loss(pos, neg, w, clip_max=10.0, ego_sq=ego, reg=0.1)
+    got = ips_bpr_loss(pos, neg, w, ego_sq=ego, reg=0.1)
     want = -(1.0 * math.log(1 / (1 + math.exp(-2.0))) + 10.0 * math.log(0.5)) / 2 + 0.5 * 0.1 * 3.0
     assert got.item() == pytest.approx(want, rel=1e-6)
+
+
+def test_ips_clip_is_applied_once_in_ips_weights_not_again_in_the_loss() -> None:
+    """Regression, issue 9 item 4 "IPS clip applied twice": ``ips_bpr_loss`` used to clamp the weights at
+    ``clip_max`` again after ``ips_weights`` had clipped (and normalised) them. The clip now lives only in
+    ``ips_weights``; the loss is linear in the weights it is given."""
+    p = np.array([1.0, 0.1, 0.001])
+    w = ips_weights(p, clip_max=50.0)
+    assert w.tolist() == pytest.approx([1.0, 10.0, 50.0])  # the one clip: 1/0.001 = 1000 -> 50
+    pos, neg = torch.zeros(3), torch.zeros(3)
+    got = ips_bpr_loss(pos, neg, torch.from_numpy(w))
+    assert got.item() == pytest.approx(math.log(2.0) * (1.0 + 10.0 + 50.0) / 3, rel=1e-6)
+    big = torch.tensor([1000.0, 1000.0, 1000.0])  # weights given to the loss are used as given, never clamped
+    assert ips_bpr_loss(pos, neg, big).item() == pytest.approx(1000.0 * math.log(2.0), rel=1e-6)
+    assert "clip_max" not in inspect.signature(ips_bpr_loss).parameters
 
 
 def test_unit_weights_equal_plain_bpr() -> None:
@@ -34,7 +50,7 @@ def test_gradcheck_float64() -> None:
     neg = torch.randn(16, dtype=torch.float64, generator=gen, requires_grad=True)
     ego = torch.rand(16, dtype=torch.float64, generator=gen, requires_grad=True)
     w = torch.rand(16, dtype=torch.float64, generator=gen) * 20  # some above the clip
-    assert torch.autograd.gradcheck(lambda p, n, e: ips_bpr_loss(p, n, w, 8.0, e, 0.3), (pos, neg, ego))
+    assert torch.autograd.gradcheck(lambda p, n, e: ips_bpr_loss(p, n, w, e, 0.3), (pos, neg, ego))
 
 
 def test_ips_weights_clip_and_normalise() -> None:
