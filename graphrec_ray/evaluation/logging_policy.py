@@ -86,6 +86,7 @@ class SlatePolicy:
     fixed: np.ndarray | None = None
     name: str = "policy"
     _logits: np.ndarray = field(init=False, repr=False, compare=False)
+    _marginals: dict[int, np.ndarray] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         s = np.asarray(self.scores, dtype=np.float64)
@@ -226,21 +227,36 @@ class SlatePolicy:
         For the mixture this is ``P(prefix + a) / P(prefix)``; where the prefix itself has probability 0 under
         the policy (only possible when ``epsilon == 0``), the base policy's rule is returned.
         """
+        return self.conditional_and_prefix(rows, slates)[0]
+
+    def conditional_and_prefix(self, rows: np.ndarray, slates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`conditional` ``(n, L, K)`` and :meth:`prefix_propensity` ``(n, L)`` in one pass."""
         base, unif, bp, up = self._components(rows, slates)
+        prefix = self.epsilon * up + (1.0 - self.epsilon) * bp
         if self.epsilon == 0.0:
-            return base
+            return base, prefix
         if self.epsilon == 1.0:
-            return unif
+            return unif, prefix
         ones = np.ones((bp.shape[0], 1))
         bprev = np.concatenate([ones, bp[:, :-1]], axis=1)[:, :, None]
         uprev = np.concatenate([ones, up[:, :-1]], axis=1)[:, :, None]
         num = self.epsilon * uprev * unif + (1.0 - self.epsilon) * bprev * base
         den = self.epsilon * uprev + (1.0 - self.epsilon) * bprev
-        return num / den
+        return num / den, prefix
 
     def marginal(self, length: int) -> np.ndarray:
-        """``(U, L, K)``: probability that candidate ``a`` is shown at position ``l`` (rows sum to 1 over ``a``)."""
+        """``(U, L, K)``: probability that candidate ``a`` is shown at position ``l`` (rows sum to 1 over ``a``).
+
+        Computed once per ``length`` and kept (read-only) on the policy.
+        """
         self._check_length(length)
+        if length not in self._marginals:
+            out = self._compute_marginal(length)
+            out.setflags(write=False)
+            self._marginals[length] = out
+        return self._marginals[length]
+
+    def _compute_marginal(self, length: int) -> np.ndarray:
         u, k = self.n_users, self.n_candidates
         if self.kind == "plackett_luce":
             base = _race_integral(_softmax(self._logits), np.ones((u, k)), length)

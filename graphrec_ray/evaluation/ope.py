@@ -256,8 +256,7 @@ def estimate_slate(log: LoggedSlates, target: SlatePolicy, q_item: np.ndarray, l
     """All slate estimators of ``target`` from ``log`` (arguments as :func:`estimate_single`)."""
     length = log.length
     e_marg = target.marginal(length)[log.rows[:, None], np.arange(length)[None, :], log.slates]
-    e_prefix = target.prefix_propensity(log.rows, log.slates)
-    e_cond = target.conditional(log.rows, log.slates)
+    e_cond, e_prefix = target.conditional_and_prefix(log.rows, log.slates)
     det = target.deterministic_slates(length)
     q = np.asarray(q_item, dtype=np.float64)[log.rows]
     q_hat = cascade_q_hat(q, log.slates, e_cond, log.click_model,  # type: ignore[arg-type]
