@@ -27,10 +27,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graphrec_ray.config import config_hash, load_config
+from graphrec_ray.data.kuairec import ALL_FILES, check_layout
 from graphrec_ray.errors import UserError
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.stage_key import code_version, file_identity, is_done, mark_done, mark_started, stage_key
 from jobs.common import init_ray
 
 STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve")
+#: stage names as printed (and accepted by --force)
+FORCEABLE = ("preprocess", "train-retrieval", "build-index", "train-ranker", "serve-smoke")
+SMOKE_KEY_FILE = ".serve_smoke_key"  # in run_dir: the key of the last passed smoke test
 
 
 def _stage_configs() -> dict[str, tuple[str, Callable[[], type]]]:
@@ -79,8 +85,17 @@ def load_stage(stage: str, overrides: list[str], config_dir: Path) -> Any:
 
 
 def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool = True,
-        serve_smoke: int = 20, config_dir: Path = Path("configs"), ray_address: str | None = None) -> dict[str, Any]:
-    """Run every stage into ``run_dir``; returns per-stage summaries and seconds."""
+        serve_smoke: int = 20, config_dir: Path = Path("configs"), ray_address: str | None = None,
+        force: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run every stage into ``run_dir``; returns per-stage summaries and seconds.
+
+    A stage whose key (config, upstream manifests, code version; :mod:`graphrec_ray.stage_key`) matches a finished
+    run in ``run_dir`` and whose files verify is skipped; ``force`` names stages to rerun anyway. Ray starts only
+    when some stage has to run.
+    """
+    unknown = set(force) - set(FORCEABLE)
+    if unknown:
+        raise UserError(f"--force takes stages among {', '.join(FORCEABLE)}; got {', '.join(sorted(unknown))}")
     import jobs.build_index
     import jobs.preprocess
     import jobs.simulate
@@ -109,27 +124,58 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
             print(f"simulate: reusing {data_dir} (same simulator config)")
         else:
             step("simulate", lambda: jobs.simulate.run(sim_cfg, data_dir))
-    elif not (data_dir / "big_matrix.csv").is_file():
-        raise UserError(f"no big_matrix.csv in {data_dir}: run `graphrec download` or drop --no-simulate")
 
-    init_ray(ray_address)
+    layout = RunLayout(run_dir)
+    code = code_version(Path(__file__).resolve().parents[1])
+    raw_root = check_layout(data_dir).root  # also the real archive's nested data/ folder
+    raw_files = file_identity(raw_root / name for name in ALL_FILES)
+    skipped: list[str] = []
+
+    def stage(name: str, stage_dir: Path, cfg: Any, upstream: list[Path], fn: Callable[[], Any],
+              extra: Any = None) -> None:
+        """Run ``fn`` unless ``stage_dir`` holds a finished run with the same key (and ``name`` not forced)."""
+        key = stage_key(name, config_hash(cfg), upstream, code, extra)
+        if name not in force and is_done(stage_dir, key):
+            print(f"=== {name}: up to date (key {key}), skipped ===", flush=True)
+            skipped.append(name)
+            return
+        init_ray(ray_address)
+        mark_started(stage_dir)
+        step(name, fn)
+        mark_done(stage_dir, key)
+
     pre_cfg = load_stage("preprocess", [f"data_dir={data_dir}", *overrides["preprocess"]], config_dir)
-    step("preprocess", lambda: jobs.preprocess.run(pre_cfg, run_dir))
+    stage("preprocess", layout.preprocess, pre_cfg, [], lambda: jobs.preprocess.run(pre_cfg, run_dir),
+          extra=raw_files)
     ret_cfg = load_stage("retrieval", overrides["retrieval"], config_dir)
-    step("train-retrieval", lambda: jobs.train_retrieval.run(ret_cfg, run_dir))
+    stage("train-retrieval", layout.retrieval, ret_cfg, [layout.preprocess],
+          lambda: jobs.train_retrieval.run(ret_cfg, run_dir))
     idx_cfg = load_stage("index", overrides["index"], config_dir)
-    step("build-index", lambda: jobs.build_index.run(idx_cfg, run_dir))
+    stage("build-index", layout.index, idx_cfg, [layout.retrieval], lambda: jobs.build_index.run(idx_cfg, run_dir))
     rank_cfg = load_stage("ranking", overrides["ranking"], config_dir)
-    step("train-ranker", lambda: jobs.train_ranker.run(rank_cfg, run_dir))
+    stage("train-ranker", layout.ranking, rank_cfg, [layout.preprocess, layout.retrieval],
+          lambda: jobs.train_ranker.run(rank_cfg, run_dir))
     if serve_smoke > 0:
         import jobs.serve
+        from graphrec_ray.serving.versioned import version_id
 
-        serve_args = ["--run-dir", str(run_dir), "--smoke", str(serve_smoke),
-                      "--config", str(config_dir / "serve.yaml"), *overrides["serve"]]
-        rc = step("serve-smoke", lambda: jobs.serve.main(serve_args))
-        if rc != 0:
-            raise UserError("serve smoke test failed (see the report above)")
-    summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings}
+        serve_yaml = config_dir / "serve.yaml"
+        serve_args = ["--run-dir", str(run_dir), "--smoke", str(serve_smoke), "--config", str(serve_yaml),
+                      *overrides["serve"]]
+        smoke_key = stage_key("serve-smoke", version_id(run_dir), [], code,
+                              [serve_args, serve_yaml.read_text() if serve_yaml.is_file() else None])
+        smoke_file = run_dir / SMOKE_KEY_FILE
+        if "serve-smoke" not in force and smoke_file.is_file() and smoke_file.read_text().strip() == smoke_key:
+            print(f"=== serve-smoke: this model version passed it already (key {smoke_key}), skipped ===")
+            skipped.append("serve-smoke")
+        else:
+            init_ray(ray_address)
+            smoke_file.unlink(missing_ok=True)
+            rc = step("serve-smoke", lambda: jobs.serve.main(serve_args))
+            if rc != 0:
+                raise UserError("serve smoke test failed (see the report above)")
+            smoke_file.write_text(smoke_key + "\n")
+    summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings, "skipped": skipped}
     (run_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return {**summary, "stages": summaries}
 
@@ -145,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests of the final Serve smoke test; 0 skips serving (default: 20)")
     p.add_argument("--config-dir", default="configs", help="folder of the stage YAMLs (default: configs)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local or the job's)")
+    p.add_argument("--force", action="append", default=[], metavar="STAGE", choices=FORCEABLE,
+                   help="rerun STAGE even when it is up to date (repeatable); finished stages are otherwise skipped")
     p.add_argument("--verbose", action="store_true",
                    help="stream Ray's worker and actor logs to the terminal (default: kept in Ray's log folder)")
     p.add_argument("overrides", nargs="*", metavar="stage.key=value")
@@ -153,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GRAPHREC_VERBOSE"] = "1"
     out = run(Path(args.run_dir), Path(args.data_dir), split_overrides(args.overrides),
               simulate=not args.no_simulate, serve_smoke=args.serve_smoke, config_dir=Path(args.config_dir),
-              ray_address=args.ray_address)
+              ray_address=args.ray_address, force=tuple(args.force))
     print("\n=== pipeline done ===")
     print(json.dumps({"run_dir": out["run_dir"], "seconds": out["seconds"]}, indent=2))
     print(f"serve it: graphrec serve --run-dir {args.run_dir}   (then GET /recommend/<user_id>?k=10)")
