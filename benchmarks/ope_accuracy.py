@@ -54,7 +54,8 @@ def load_bandit(args: argparse.Namespace, cfg: OPEConfig) -> tuple[Bandit, str]:
                                  seed=cfg.seed)
         if cache is not None:
             dd.save(cache)
-    return Bandit.from_decision_data(dd, cfg.n_candidates), f"{args.run_dir} ({dd.n_users} users, {dd.truth_source})"
+    source = f"{args.run_dir} ({dd.n_users} users, {dd.truth_source})"
+    return Bandit.from_decision_data(dd, cfg.n_candidates, cfg.reward), source
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     _write_csv(out / "ope_rows.csv", rows)
     truth = true_values(rows)
     md = [f"# OPE accuracy on {source}", "",
-          f"Logger: Plackett–Luce T={cfg.logger_temperature:g} over logit(p_click), epsilon={cfg.logger_epsilon:g} "
-          f"uniform; K={cfg.n_candidates} candidates, lists of {cfg.slate_length} ({cfg.click_model} clicks); "
+          f"Reward: {cfg.reward}. Logger: Plackett–Luce T={cfg.logger_temperature:g} over logit(p_click), "
+          f"epsilon={cfg.logger_epsilon:g} uniform; K={cfg.n_candidates} candidates, lists of {cfg.slate_length} ({cfg.click_model} clicks); "
           f"{cfg.n_seeds} seeds per log size; intervals: {cfg.interval} at {cfg.level:.0%}.", "",
           "True values: " + "; ".join(f"{s}: " + ", ".join(f"{k} {v:.4f}" for k, v in d.items())
                                       for s, d in truth.items()), "", to_markdown(summary)]
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         base = next(b for b in summary if b["setting"] == r["setting"] and b["n_rounds"] == r["n_rounds"]
                     and b["estimator"] == BASELINE[r["setting"]])
         tag = "  <- DR family" if r["estimator"] in DR_FAMILY else ""
-        print(f"  {r['setting']:6s} n={r['n_rounds']:>7,} {r['estimator']:10s} {r['rel_error'] / base['rel_error']:.2f}"
-              f"{tag}")
+        ratio = r["rel_error"] / base["rel_error"]
+        print(f"  {r['setting']:6s} n={r['n_rounds']:>7,} {r['estimator']:10s} {ratio:.2f}{tag}")
     meta = {"source": source, "seconds_build": round(t1 - t0, 1), "seconds_experiment":
             round(time.perf_counter() - t1, 1), "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
     (out / "ope_meta.json").write_text(json.dumps(meta, indent=2, default=str))

@@ -54,7 +54,7 @@ def run(cfg: OPEConfig, run_dir: Path, *, data_dir: str | None = None, progress:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     dd = _decision_data(run_dir, out, cfg, data_dir)
-    bandit = Bandit.from_decision_data(dd, cfg.n_candidates)
+    bandit = Bandit.from_decision_data(dd, cfg.n_candidates, cfg.reward)
     steps = len(cfg.settings) * len(cfg.log_sizes) * cfg.n_seeds
     bar = tqdm(total=steps, desc="ope", disable=not progress)
     rows = run_experiment(bandit, cfg, progress=lambda _m: bar.update(1))
@@ -65,7 +65,8 @@ def run(cfg: OPEConfig, run_dir: Path, *, data_dir: str | None = None, progress:
         w = csv.DictWriter(fh, fieldnames=list(summary[0]))
         w.writeheader()
         w.writerows(summary)
-    result = {"run_dir": str(run_dir), "truth_source": dd.truth_source, "n_users": bandit.n_users,
+    result = {"run_dir": str(run_dir), "truth_source": dd.truth_source, "reward": cfg.reward,
+              "reward_scale": bandit.reward_scale, "n_users": bandit.n_users,
               "n_candidates": int(bandit.p_click.shape[1]), "true_values": true_values(rows), "summary": summary,
               "by_policy": by_policy, "config": to_dict(cfg), "seconds": round(time.perf_counter() - t0, 1)}
     (out / "ope_results.json").write_text(json.dumps(result, indent=2))

@@ -3,7 +3,15 @@ every estimator of :mod:`graphrec_ray.evaluation.ope`, and the exact true value 
 
 The problem (a :class:`Bandit`): ``U`` evaluation users, each with the first ``K`` candidates of the serving
 request path (:class:`graphrec_ray.evaluation.decision_data.DecisionData`, best first), the ranker's calibrated
-``p_click`` and ``e_value`` and the true click probability. Policies rank those ``K`` candidates:
+``p_click`` and ``e_value`` and the truth. The reward (``reward``) is
+
+* ``"click"``: a click, drawn with the true click probability; reward model = the calibrated ``p_click``;
+* ``"value"``: a watch-value unit ``scale * Bernoulli(true_value / scale)`` (``scale`` = the largest true value,
+  so its mean is the true expected value ``E[log1p(watch_ratio)]``); reward model = ``e_value / scale``. On the
+  demo simulator ~90 % of candidates are clicked (watch ratio >= 0.5), so click values of all policies lie within
+  a few percent of each other (and of 1 for lists under the cascade); the value reward separates them.
+
+Policies rank those ``K`` candidates:
 
 * logger: Plackett–Luce over ``logit(p_click)`` at ``logger_temperature`` mixed with ``logger_epsilon`` uniform;
 * targets: ``greedy_click`` (top by ``p_click``), ``pl_t<T>`` (Plackett–Luce at each ``target_temperatures``),
@@ -53,6 +61,7 @@ class OPEConfig:
     n_candidates: int = 20  # action space: each user's first 20 candidates (best first); keeps slate weights finite
     slate_length: int = 5  # slots per logged list: the part of a feed a user sees on the first screen
     click_model: Literal["pbm", "cascade"] = "cascade"  # cascade: slot rewards interact (IIPS is then biased)
+    reward: Literal["click", "value"] = "click"  # what a slot pays: a click, or a unit of true watch value
     logger_temperature: float = 1.0  # Plackett–Luce over logit(p_click): item odds decide, as a softmax ranker
     logger_epsilon: float = 0.1  # uniform exploration share: every slate has propensity >= 0.1 / (20*19*..*16)
     target_temperatures: tuple[float, ...] = (0.5, 2.0)  # Plackett–Luce targets sharper / flatter than the logger
@@ -89,31 +98,52 @@ class Bandit:
     """The OPE problem as plain arrays (``U`` users, ``K`` candidates each, best first).
 
     Attributes:
-        p_click: ``(U, K)`` calibrated click probability (the reward model and the logger's scores).
+        p_click: ``(U, K)`` calibrated click probability (the logger's and most targets' scores).
         e_value: ``(U, K)`` predicted value (the serving target's second objective).
-        true_click: ``(U, K)`` true click probability (rewards are drawn from it).
+        true_reward: ``(U, K)`` true probability of a unit reward (rewards are drawn from it).
         unit_emb: ``(U, K, d)`` unit item embeddings of the candidates (the serving target's MMR).
+        q_reward: ``(U, K)`` reward model in [0, 1] for DM / DR (default ``None``: ``p_click``).
+        reward_scale: a unit reward is worth this much (values are reported in these units; default 1).
     """
 
     p_click: np.ndarray
     e_value: np.ndarray
-    true_click: np.ndarray
+    true_reward: np.ndarray
     unit_emb: np.ndarray
+    q_reward: np.ndarray | None = None
+    reward_scale: float = 1.0
 
     def __post_init__(self) -> None:
         shape = np.shape(self.p_click)
-        if len(shape) != 2 or np.shape(self.e_value) != shape or np.shape(self.true_click) != shape:
-            raise ValueError("p_click, e_value and true_click must share one (U, K) shape")
+        if len(shape) != 2 or np.shape(self.e_value) != shape or np.shape(self.true_reward) != shape:
+            raise ValueError("p_click, e_value and true_reward must share one (U, K) shape")
         if np.shape(self.unit_emb)[:2] != shape:
             raise ValueError(f"unit_emb must be (U, K, d) with (U, K) = {shape}")
+        if self.q_reward is not None and np.shape(self.q_reward) != shape:
+            raise ValueError(f"q_reward must be {shape}")
+
+    @property
+    def reward_model(self) -> np.ndarray:
+        """``(U, K)`` the DM / DR reward model (``q_reward``, else ``p_click``)."""
+        return self.p_click if self.q_reward is None else self.q_reward
 
     @classmethod
-    def from_decision_data(cls, dd: Any, n_candidates: int) -> "Bandit":
-        """The first ``n_candidates`` candidates of each user of a ``DecisionData``."""
+    def from_decision_data(cls, dd: Any, n_candidates: int, reward: str = "click") -> "Bandit":
+        """The first ``n_candidates`` candidates of each user of a ``DecisionData``, paying ``reward``."""
         k = min(int(n_candidates), dd.n_candidates)
         items = np.asarray(dd.item_idx)[:, :k]
-        return cls(np.asarray(dd.p_click, dtype=np.float64)[:, :k], np.asarray(dd.e_value, dtype=np.float64)[:, :k],
-                   np.asarray(dd.true_click, dtype=np.float64)[:, :k], np.asarray(dd.item_unit)[items])
+        p = np.asarray(dd.p_click, dtype=np.float64)[:, :k]
+        v = np.asarray(dd.e_value, dtype=np.float64)[:, :k]
+        emb = np.asarray(dd.item_unit)[items]
+        if reward == "click":
+            return cls(p, v, np.asarray(dd.true_click, dtype=np.float64)[:, :k], emb)
+        if reward != "value":
+            raise ValueError(f"reward must be 'click' or 'value', got {reward!r}")
+        true_v = np.asarray(dd.true_value, dtype=np.float64)[:, :k]
+        scale = float(true_v.max())
+        if scale <= 0:
+            raise ValueError("true_value is never positive: nothing to estimate")
+        return cls(p, v, np.clip(true_v / scale, 0.0, 1.0), emb, np.clip(v / scale, 0.0, 1.0), scale)
 
     @classmethod
     def synthetic(cls, n_users: int, n_candidates: int, seed: int, dim: int = 8, model_noise: float = 0.5) -> "Bandit":
@@ -163,21 +193,22 @@ def run_experiment(bandit: Bandit, cfg: OPEConfig,
     for setting in cfg.settings:
         length = 1 if setting == "single" else cfg.slate_length
         clicks: ClickModel = "pbm" if setting == "single" else cfg.click_model  # one slot: both click with p
-        truth = {name: float(per_user_true_value(pol, bandit.true_click, length, clicks).mean())
+        truth = {name: bandit.reward_scale * float(per_user_true_value(pol, bandit.true_reward, length, clicks).mean())
                  for name, pol in targets.items()}
         for n_rounds in cfg.log_sizes:
             for s in range(cfg.n_seeds):
-                log = collect_log(logger, bandit.true_click, n_rounds, length, clicks, seed=cfg.seed + s)
+                log = collect_log(logger, bandit.true_reward, n_rounds, length, clicks, seed=cfg.seed + s)
                 for name, target in targets.items():
                     if setting == "single":
-                        est = estimate_single(log, target, bandit.p_click, cfg.switch_tau, cfg.level, cfg.interval,
-                                              seed=s)
+                        est = estimate_single(log, target, bandit.reward_model, cfg.switch_tau, cfg.level,
+                                              cfg.interval, seed=s)
                     else:
-                        est = estimate_slate(log, target, bandit.p_click, cfg.level, cfg.interval, seed=s)
+                        est = estimate_slate(log, target, bandit.reward_model, cfg.level, cfg.interval, seed=s)
+                    sc = bandit.reward_scale
                     for estimator, iv in est.items():
                         rows.append({"setting": setting, "n_rounds": int(n_rounds), "seed": s, "policy": name,
-                                     "estimator": estimator, "estimate": iv.estimate, "ci_low": iv.low,
-                                     "ci_high": iv.high, "true_value": truth[name]})
+                                     "estimator": estimator, "estimate": iv.estimate * sc, "ci_low": iv.low * sc,
+                                     "ci_high": iv.high * sc, "true_value": truth[name]})
                 if progress is not None:
                     progress(f"{setting} n={n_rounds} seed={s}")
     return rows

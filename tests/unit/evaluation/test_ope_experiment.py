@@ -61,3 +61,25 @@ def test_dr_family_beats_plain_ips_on_a_synthetic_bandit() -> None:
     assert summary["dr"]["rel_error"] < summary["ips"]["rel_error"]
     assert summary["dr"]["coverage"] >= 0.8
     assert summary["dm"]["coverage"] < 0.5  # DM's interval ignores its model's bias
+
+
+def test_value_reward_keeps_the_true_mean_and_reports_in_value_units() -> None:
+    """reward=value draws scale * Bernoulli(true_value / scale): its true policy value is the mean true value."""
+    from graphrec_ray.evaluation.decision_data import DecisionData
+
+    rng = np.random.default_rng(0)
+    u, k, n_items = 12, 8, 30
+    items = np.stack([rng.choice(n_items, size=k, replace=False) for _ in range(u)])
+    unit = rng.normal(size=(n_items, 3)).astype(np.float32)
+    true_value = rng.uniform(0.2, 1.6, size=(u, k))
+    dd = DecisionData(user_idx=np.arange(u), user_raw=np.arange(u), item_idx=items,
+                      p_click=rng.uniform(0.1, 0.9, size=(u, k)).astype(np.float32),
+                      e_value=rng.uniform(0, 1.5, size=(u, k)).astype(np.float32), true_click=np.full((u, k), 0.9),
+                      true_value=true_value, item_unit=unit, item_category=np.zeros(n_items, dtype=np.int64),
+                      item_raw=np.arange(n_items), truth_source="simulator")
+    bandit = Bandit.from_decision_data(dd, k, reward="value")
+    assert bandit.reward_scale == pytest.approx(true_value.max())
+    cfg = OPEConfig(n_candidates=k, slate_length=2, reward="value", log_sizes=(50,), n_seeds=2, settings=("single",))
+    rows = run_experiment(bandit, cfg)
+    uniform = next(r for r in rows if r["policy"] == "uniform")
+    assert uniform["true_value"] == pytest.approx(true_value.mean())
