@@ -102,26 +102,86 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.init(**kwargs)
 
 
+#: set by :func:`pipeline_run` while a pipeline runs: every stage's MLflow run becomes its child
+PARENT_RUN_ENV = "GRAPHREC_MLFLOW_PARENT_RUN"
+
+
+def _set_tracking_uri() -> None:
+    """``MLFLOW_TRACKING_URI`` when set; else an absolute local SQLite store ``./mlruns/mlflow.db``.
+
+    Under ``ray job submit`` the working directory is Ray's temporary package folder, so a relative default would
+    put runs and artifacts there and lose them with the job: cluster jobs pass an absolute
+    ``MLFLOW_TRACKING_URI`` (``--runtime-env-json '{"env_vars": {"MLFLOW_TRACKING_URI": ...}}'``), and a job
+    started without one refuses to default into that folder.
+    """
+    import mlflow
+
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return
+    store = Path("mlruns").resolve()
+    if "runtime_resources" in store.parts:
+        raise UserError("MLFLOW_TRACKING_URI is not set and this job runs in Ray's temporary working directory; "
+                        "pass an absolute tracking URI in the job's runtime env (see README, 'On a cluster')")
+    store.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
+
+
 @contextlib.contextmanager
 def mlflow_run(experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Start an MLflow run that logs the resolved config (flattened) and its hash.
 
-    The tracking URI comes from ``MLFLOW_TRACKING_URI``; unset, it is a local SQLite
-    store ``./mlruns/mlflow.db`` (what ``scripts/demo`` uses too).
+    Inside a pipeline (:func:`pipeline_run`) the run is a child of the pipeline's run, in its experiment, with
+    ``experiment`` kept as the ``stage`` tag; otherwise it goes to ``experiment``. Tracking URI: see
+    :func:`_set_tracking_uri`.
     """
     import mlflow
 
-    if not os.environ.get("MLFLOW_TRACKING_URI"):
-        store = Path("mlruns").resolve()
-        store.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+    _set_tracking_uri()
+    tags = dict(tags or {})
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent and mlflow.active_run() is None:
+        tags.update({"mlflow.parentRunId": parent, "stage": tags.get("stage", experiment)})
+        exp_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
+        run_ctx = mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags=tags)
+    else:
+        mlflow.set_experiment(experiment)
+        run_ctx = mlflow.start_run(run_name=run_name, tags=tags, nested=mlflow.active_run() is not None)
+    with run_ctx as run:
         flat = _flatten(to_dict(cfg))
         # MLflow caps param values at 6000 chars; configs are small.
         mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
         mlflow.set_tag("config_hash", config_hash(cfg))
         yield run
+
+
+@contextlib.contextmanager
+def pipeline_run(run_name: str, params: dict[str, Any], experiment: str = "pipeline") -> Iterator[str]:
+    """One MLflow parent run for a whole pipeline; stage runs started inside become its children.
+
+    Yields the parent's run id; the run is not left active in this process (stages start their own runs), and it
+    ends FINISHED, or FAILED when the pipeline raises.
+    """
+    import mlflow
+
+    _set_tracking_uri()
+    client = mlflow.MlflowClient()
+    exp = mlflow.set_experiment(experiment)
+    parent = client.create_run(exp.experiment_id, run_name=run_name)
+    run_id = parent.info.run_id
+    for key, value in params.items():
+        client.log_param(run_id, key, str(value)[:500])
+    previous = os.environ.get(PARENT_RUN_ENV)
+    os.environ[PARENT_RUN_ENV] = run_id
+    status = "FAILED"
+    try:
+        yield run_id
+        status = "FINISHED"
+    finally:
+        if previous is None:
+            os.environ.pop(PARENT_RUN_ENV, None)
+        else:
+            os.environ[PARENT_RUN_ENV] = previous
+        client.set_terminated(run_id, status)
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

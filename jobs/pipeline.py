@@ -31,7 +31,7 @@ from graphrec_ray.data.kuairec import ALL_FILES, check_layout
 from graphrec_ray.errors import UserError
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.stage_key import code_version, file_identity, is_done, mark_done, mark_started, stage_key
-from jobs.common import init_ray
+from jobs.common import init_ray, pipeline_run
 
 STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve")
 #: stage names as printed (and accepted by --force)
@@ -91,8 +91,25 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
 
     A stage whose key (config, upstream manifests, code version; :mod:`graphrec_ray.stage_key`) matches a finished
     run in ``run_dir`` and whose files verify is skipped; ``force`` names stages to rerun anyway. Ray starts only
-    when some stage has to run.
+    when some stage has to run. MLflow: one parent run (experiment ``pipeline``) with a child run per stage.
     """
+    import mlflow
+
+    params = {"run_dir": Path(run_dir).resolve(), "data_dir": Path(data_dir).resolve(), "simulate": simulate,
+              "force": ",".join(force), **{f"override.{k}": " ".join(v) for k, v in overrides.items() if v}}
+    with pipeline_run(f"pipeline-{Path(run_dir).name}", params) as parent:
+        out = _run_stages(run_dir, data_dir, overrides, simulate=simulate, serve_smoke=serve_smoke,
+                          config_dir=config_dir, ray_address=ray_address, force=force)
+        client = mlflow.MlflowClient()
+        for name, seconds in out["seconds"].items():
+            client.log_metric(parent, f"seconds.{name}", seconds)
+        client.set_tag(parent, "skipped", ",".join(out["skipped"]) or "-")
+    return {**out, "mlflow_run_id": parent}
+
+
+def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool,
+                serve_smoke: int, config_dir: Path, ray_address: str | None,
+                force: tuple[str, ...]) -> dict[str, Any]:
     unknown = set(force) - set(FORCEABLE)
     if unknown:
         raise UserError(f"--force takes stages among {', '.join(FORCEABLE)}; got {', '.join(sorted(unknown))}")

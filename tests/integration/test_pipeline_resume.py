@@ -23,6 +23,13 @@ def test_resubmit_skips_finished_stages_and_resumes_a_cut_stage(ray_cluster: Non
     run_dir, data_dir = tmp_path / "run", tmp_path / "data"
     first = run(run_dir, data_dir, split_overrides(FAST), serve_smoke=3)
     assert first["skipped"] == [] and set(first["seconds"]) >= {"preprocess", "train-retrieval", "train-ranker"}
+    # MLflow lineage (issue 13, item 7): one parent run for the pipeline, a child per stage with its params
+    import mlflow
+
+    children = mlflow.search_runs(search_all_experiments=True,
+                                  filter_string=f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'")
+    assert {"preprocess", "retrieval", "build_index", "ranking"} <= set(children["tags.stage"])
+    assert children.filter(like="params.").notna().any(axis=1).all()  # every child has its params
 
     again = run(run_dir, data_dir, split_overrides(FAST), serve_smoke=3)
     assert again["skipped"] == list(FORCEABLE) and again["seconds"] == {}
