@@ -155,3 +155,17 @@ def test_cascade_dr_and_its_q_model_on_hand_computed_values() -> None:
     # Q_1 of the target's top item = P(click in 2 slots) = 1 - 0.25 under the model
     assert q[0, 0, 0] == pytest.approx(0.75)
     assert q[0, 1, 1] == pytest.approx(0.5 * 0.5)
+
+
+def test_slate_intervals_cover_the_truth_near_the_nominal_rate() -> None:
+    truth, scores, q_hat = _bandit(3)
+    logger = SlatePolicy(scores, temperature=1.0, epsilon=0.2)
+    target = SlatePolicy(scores, temperature=0.7)
+    value = true_value(target, truth, 2, "cascade")
+    hits: dict[str, list[bool]] = {}
+    for seed in range(150):
+        log = collect_log(logger, truth, 1000, 2, "cascade", seed=seed)
+        for name, iv in estimate_slate(log, target, q_hat).items():
+            hits.setdefault(name, []).append(iv.low <= value <= iv.high)
+    for name in ("rips", "cascade_dr"):
+        assert 0.89 <= np.mean(hits[name]) <= 0.99, (name, np.mean(hits[name]))
