@@ -271,6 +271,8 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
 
 
 def _mlflow_key(k: str) -> str:
+    """MLflow-safe name; ``x/ci_low`` -> ``x_ci_low`` (the file store cannot hold both ``x`` and ``x/ci_low``)."""
+    k = k.replace("/ci_low", "_ci_low").replace("/ci_high", "_ci_high")
     return k.replace("@", "_at_").replace(">=", "ge").replace(">", "gt")
 
 

@@ -54,3 +54,50 @@ def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], see
         for k, v in true_preference_protocol(rec.score, users, p, seen_m, cfg.true_pref_threshold).items():
             out[f"true/{k}"] = v
     return out
+
+
+def per_user_unbiased(score_fn: Any, eval_small: Interactions, seen: Interactions, op: str = ">=",
+                      threshold: float = 0.5, k: int = 20) -> dict[str, np.ndarray]:
+    """Per-user Recall@k / NDCG@k of the unbiased protocol (``small_matrix`` users x items), for intervals.
+
+    Args:
+        score_fn: ``(B,) -> (B, I)`` scores.
+        eval_small: the fully observed matrix; relevant = ``watch_ratio op threshold``.
+        seen: positives the model trained on (excluded).
+        op, threshold: relevance rule (default ``>= 0.5``, the click label).
+        k: cut-off (default 20).
+
+    Returns:
+        ``{"users": (n,), "recall@k": (n,), "ndcg@k": (n,)}``; NaN for users with no relevant item (the same users
+        for every model, so arrays of two models pair up for ``paired_difference``).
+    """
+    import torch
+
+    from graphrec_ray.evaluation.metrics import batch_metrics, exclude_mask_
+
+    users = np.unique(eval_small.user_idx)
+    items = np.unique(eval_small.item_idx)
+    rel = eval_small.relevant(op, threshold).matrix()[users][:, items]
+    excl = seen.matrix()[users][:, items]
+    s = torch.as_tensor(np.asarray(score_fn(users))[:, items], dtype=torch.float32).clone()
+    exclude_mask_(s, excl)
+    m = batch_metrics(s, torch.from_numpy(rel.toarray()), recall_ks=(k,), ndcg_ks=(k,))
+    return {"users": users, f"recall@{k}": m[f"recall@{k}"].numpy(), f"ndcg@{k}": m[f"ndcg@{k}"].numpy()}
+
+
+def per_user_true(score_fn: Any, users: np.ndarray, p_click: np.ndarray, seen: Interactions,
+                  threshold: float = 0.5, k: int = 20) -> dict[str, np.ndarray]:
+    """Per-user Recall@k / NDCG@k against the simulator's true preferences (``p_click >= threshold``).
+
+    Args:
+        users: ``(n,)``; p_click: ``(n, I)`` true click probabilities over all items.
+    """
+    import torch
+
+    from graphrec_ray.evaluation.metrics import batch_metrics, exclude_mask_
+
+    users = np.asarray(users, dtype=np.int64)
+    s = torch.as_tensor(np.asarray(score_fn(users)), dtype=torch.float32).clone()
+    exclude_mask_(s, seen.matrix()[users])
+    m = batch_metrics(s, torch.from_numpy(np.asarray(p_click) >= threshold), recall_ks=(k,), ndcg_ks=(k,))
+    return {"users": users, f"recall@{k}": m[f"recall@{k}"].numpy(), f"ndcg@{k}": m[f"ndcg@{k}"].numpy()}

@@ -62,7 +62,7 @@ def validation_fn(cfg: RetrievalConfig, val: Interactions, train_positives: Inte
     def validate(trainer: BPRTrainer) -> dict[str, float]:
         u, i = trainer.embeddings()
         m = temporal_protocol(EmbeddingRecommender(u, i).score, val, seen, thr, item_weights=item_weights,
-                              **VAL_KS)
+                              ci=False, **VAL_KS)
         return {k: float(v) for k, v in m.items() if k != "n_users"}
 
     return validate
