@@ -1,42 +1,40 @@
-"""Ray Serve deployments: FastAPI ingress → Retrieval → Ranking (batched) → Reranking.
+"""The graph topology: FastAPI ingress → Retrieval → Ranking (batched) → Reranking, each scaled on its own.
 
-Each deployment wraps the plain functions of :mod:`graphrec_ray.serving.pipeline` and keeps its own part of each
-model version in a :class:`~graphrec_ray.serving.versioned.PartCache`. The ingress captures the current version
-(one reference, :class:`~graphrec_ray.serving.versioned.VersionSlot`) once per request and passes its
-:class:`VersionRef` to every stage, so a request never mixes versions, and a reload only swaps that reference
-after the new version has loaded beside the old one. Deployments receive their config, run directory and ranker
-loader as constructor arguments (tests hand in fakes); nothing is loaded at import time.
+Each stage wraps the plain functions of :mod:`graphrec_ray.serving.pipeline` (the same ones the collocated
+topology, :mod:`serve_app.collocated`, calls in-process) and keeps its own part of each model version in a
+:class:`~graphrec_ray.serving.versioned.PartCache`. The ingress captures the current version (one reference,
+:class:`~graphrec_ray.serving.versioned.VersionSlot`) once per request and passes its :class:`VersionRef` to every
+stage, so a request never mixes versions. Every replica (stages included) follows the application's version board
+(:mod:`serve_app.version_pointer`): a reload loads the new part in every replica before any ingress switches.
+
+The ``*Stage`` classes and :class:`GraphFront` are plain Python (unit tests wire them with fake handles); the
+Serve deployments ``Retrieval``, ``Ranking``, ``Reranking`` and ``Ingress`` add batching, the board and warm-up.
+Nothing is loaded at import time.
 """
 
 
 import asyncio
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
-from graphrec_ray.errors import UserError
 from graphrec_ray.ids import UNKNOWN
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.metrics import ServingMetrics
 from graphrec_ray.serving.pipeline import (
-    Candidates, Reranked, Scored, lookup_user, parse_k, parse_user_id, rank, rerank, response_body,
-    retrieve_batch,
+    Candidates, Reranked, Scored, lookup_user, rank, rerank, response_body, retrieve_batch,
 )
 from graphrec_ray.serving.versioned import (
     IdPart, PartCache, VersionSlot, load_ids, load_ranking_part, load_rerank_part, load_retrieval_part,
     resolve_loader, version_id,
 )
+from serve_app.http_front import HttpFront, apply_rerank_user_config, make_api
+from serve_app.version_pointer import Follower, board_handle, follow
 
 logger = logging.getLogger("ray.serve")
 
@@ -56,24 +54,41 @@ def make_ref(run_dir: str | Path) -> VersionRef:
 
 
 class _Stage:
-    """What Retrieval, Ranking and Reranking share: a cache of loaded version parts (``self.parts``)."""
+    """What the stages share: a cache of loaded version parts (``self.parts``) and the board hooks."""
 
     stage = "stage"  # name used in health errors
     parts: PartCache
+    follower: Follower | None = None
 
     def warm(self, ref: VersionRef) -> str:
-        """Load ``ref``'s part now (reload path); returns the version id."""
+        """Load ``ref``'s part now; returns the version id."""
         self.parts.get(ref.version, ref.run_dir)
         return ref.version
+
+    async def prepare(self, run_dir: str, version: str) -> None:
+        await asyncio.to_thread(self.parts.get, version, run_dir)
+
+    async def commit(self, run_dir: str, version: str) -> None:
+        """Stages serve whatever version a request names; committing only makes sure it is loaded."""
+        await self.prepare(run_dir, version)
+
+    async def join_board(self, board_name: str | None, run_dir: str) -> None:
+        if board_name:
+            ref = make_ref(run_dir)
+            board = board_handle(f"{serve.get_replica_context().app_name}:{board_name}", ref.run_dir, ref.version)
+            self.follower = await follow(board, self.prepare, self.commit, ref.version)
 
     def check_health(self) -> None:
         if not self.parts.loaded():
             raise RuntimeError(f"{self.stage}: no model version loaded")
 
+    def __del__(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
 
-@serve.deployment
-class Retrieval(_Stage):
-    """User embedding (Redis cache, fail-open), FAISS candidates, seen-item removal; batched per replica."""
+
+class RetrievalStage(_Stage):
+    """User embedding (Redis cache, fail-open), FAISS candidates, seen-item removal."""
 
     stage = "retrieval"
 
@@ -86,11 +101,8 @@ class Retrieval(_Stage):
                                cfg.max_loaded_versions)
         self.cache = EmbeddingCache.from_config(cfg.cache)
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
-        self.retrieve.set_max_batch_size(cfg.max_batch_size)
-        self.retrieve.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def retrieve(self, refs: list[VersionRef], user_idx: list[int]) -> list[Candidates]:
+    def retrieve_many(self, refs: list[VersionRef], user_idx: list[int]) -> list[Candidates]:
         """Candidates for a batch of ``(version, user_idx)`` requests (grouped by version)."""
         out: list[Candidates | None] = [None] * len(refs)
         for vid in dict.fromkeys(r.version for r in refs):
@@ -105,9 +117,8 @@ class Retrieval(_Stage):
         return self.cache.breaker.state
 
 
-@serve.deployment
-class Ranking(_Stage):
-    """Calibrated ``p_click`` and ``e_value`` from the ranker (MMoE + Platt); requests batched with ``@serve.batch``."""
+class RankingStage(_Stage):
+    """Calibrated ``p_click`` and ``e_value`` from the ranker (MMoE + Platt)."""
 
     stage = "ranking"
 
@@ -115,11 +126,8 @@ class Ranking(_Stage):
         loader = ranker_loader or resolve_loader(cfg.ranker_loader)
         self.parts = PartCache(lambda d: load_ranking_part(d, loader, cfg.prior_strength), cfg.max_loaded_versions)
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
-        self.score.set_max_batch_size(cfg.max_batch_size)
-        self.score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def score(self, refs: list[VersionRef], cands: list[Candidates], timestamps: list[float]) -> list[Scored]:
+    def score_many(self, refs: list[VersionRef], cands: list[Candidates], timestamps: list[float]) -> list[Scored]:
         """Score each request's candidates with the ranker of that request's version."""
         out = []
         for ref, cand, ts in zip(refs, cands, timestamps):
@@ -129,26 +137,21 @@ class Ranking(_Stage):
         return out
 
 
-@serve.deployment
-class Reranking(_Stage):
+class RerankingStage(_Stage):
     """Scalarisation ``w_engagement * p_click + w_value * e_value_normalised`` and MMR diversity."""
 
     stage = "reranking"
 
     def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
-        self.cfg = cfg
+        self._base_cfg = self.cfg = cfg
         self.parts = PartCache(load_rerank_part, cfg.max_loaded_versions)
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
-    def reconfigure(self, user_config: dict) -> None:
+    def reconfigure(self, user_config: dict | None) -> None:
         """Serve ``user_config``: change ``w_engagement``, ``w_value``, ``lambda_diversity``, ``top_n_serve``
         live; other keys are rejected. ``serve deploy`` of the config YAML applies a changed ``user_config`` in
         place (no restart); ``serve.run`` from Python has no code version to compare, so it rolls the replicas."""
-        allowed = {"w_engagement", "w_value", "lambda_diversity", "top_n_serve"}
-        unknown = sorted(set(user_config) - allowed)
-        if unknown:
-            raise ValueError(f"reranking user_config: unknown key '{unknown[0]}' (allowed: {sorted(allowed)})")
-        self.cfg = dataclasses.replace(self.cfg, **user_config)  # __post_init__ validates the values
+        self.cfg = apply_rerank_user_config(self._base_cfg, user_config)
 
     async def rerank(self, ref: VersionRef, scored: Scored, k: int) -> Reranked:
         if scored.version != ref.version:
@@ -166,39 +169,26 @@ class IngressVersion:
     ids: IdPart
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": message, "status": status})
+class GraphFront(HttpFront):
+    """The graph's ingress: captures the version once per request and calls the three stages' handles.
 
+    Args:
+        retrieval, ranking, reranking: handles (Serve ``DeploymentHandle`` or test fakes) with ``options``
+            and ``remote``; methods ``retrieve``, ``score``, ``rerank`` and ``warm`` are used.
+    """
 
-api = FastAPI(title="GraphRecSys", description="Recommendations: retrieval → ranking → reranking on Ray Serve")
+    topology = "graph"
 
-
-@api.exception_handler(RequestValidationError)
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors()]
-    return _error(400, "invalid request: " + "; ".join(parts))
-
-
-@serve.deployment
-@serve.ingress(api)
-class Ingress:
-    """HTTP API: ``GET /recommend/{user_id}?k=10``, ``GET /health``, ``GET /metrics``, ``POST /reload``."""
-
-    async def __init__(self, retrieval: DeploymentHandle, ranking: DeploymentHandle, reranking: DeploymentHandle,
-                       cfg: ServeConfig, run_dir: str) -> None:
+    def __init__(self, retrieval: Any, ranking: Any, reranking: Any, cfg: ServeConfig, run_dir: str) -> None:
+        self.init_front(cfg)
         self.retrieval = retrieval.options(method_name="retrieve")
         self.ranking = ranking.options(method_name="score")
         self.reranking = reranking.options(method_name="rerank")
-        self._warm_handles = [retrieval.options(method_name="warm"), ranking.options(method_name="warm"),
-                              reranking.options(method_name="warm")]
-        self.cfg = cfg
         ref = make_ref(run_dir)
         self.slot: VersionSlot[IngressVersion] = VersionSlot(IngressVersion(ref, load_ids(ref.run_dir)))
-        self.metrics = ServingMetrics()
-        self._reload_lock = asyncio.Lock()
-        await self._warm_up()
+        self._prepared: dict[str, IngressVersion] = {}
 
-    async def _warm_up(self) -> None:
+    async def warm_up(self) -> None:
         """Send one known-user and one cold-start request down the graph before this replica takes traffic.
 
         The first call through each handle pays router set-up and the replicas' first-call costs: measured on
@@ -213,100 +203,104 @@ class Ingress:
             except Exception:  # noqa: BLE001 - a cold first request is better than a replica that never starts
                 logger.warning("ingress warm-up request failed (user_idx=%d)", user_idx, exc_info=True)
 
-    @api.get("/recommend/{user_id}")
-    async def recommend(self, user_id: str, k: str | None = None) -> Any:
-        t0 = time.perf_counter()
-        try:
-            raw_user = parse_user_id(user_id)
-            kk = parse_k(k, self.cfg.k_default, self.cfg.k_max)
-        except ValueError as exc:
-            self.metrics.count_request("recommend", 400)
-            return _error(400, str(exc))
+    async def answer(self, raw_user: int, k: int, t0: float) -> dict[str, Any]:
         v = self.slot.get()  # the ONLY read of the current version for this request
-        try:
-            user_idx = lookup_user(v.ids, raw_user)
-            cand: Candidates = await self.retrieval.remote(v.ref, user_idx)
-            t1 = time.perf_counter()
-            scored: Scored = await self.ranking.remote(v.ref, cand, time.time())
-            t2 = time.perf_counter()
-            out: Reranked = await self.reranking.remote(v.ref, scored, kk)
-            t3 = time.perf_counter()
-            if not cand.version == scored.version == out.version == v.ref.version:
-                raise RuntimeError("stages answered with different model versions")
-            total = (time.perf_counter() - t0) * 1e3
-            body = response_body(raw_user, v.ref.version, v.ids, cand, out, (t1 - t0) * 1e3,
-                                 (t2 - t1) * 1e3, (t3 - t2) * 1e3, total)
-        except Exception:  # noqa: BLE001 - a server fault: log it, answer 500 without internals
-            logger.exception("recommend failed for user %s", user_id)
-            self.metrics.count_request("recommend", 500)
-            return _error(500, "internal error while recommending")
-        self.metrics.observe_recommend(body["retrieval_latency_ms"], body["ranking_latency_ms"],
-                                       body["rerank_latency_ms"], total, cand.cache_hit, cand.cold_start)
-        self.metrics.count_request("recommend", 200)
-        return body
+        user_idx = lookup_user(v.ids, raw_user)
+        cand: Candidates = await self.retrieval.remote(v.ref, user_idx)
+        t1 = time.perf_counter()
+        scored: Scored = await self.ranking.remote(v.ref, cand, time.time())
+        t2 = time.perf_counter()
+        out: Reranked = await self.reranking.remote(v.ref, scored, k)
+        t3 = time.perf_counter()
+        if not cand.version == scored.version == out.version == v.ref.version:
+            raise RuntimeError("stages answered with different model versions")
+        return response_body(raw_user, v.ref.version, v.ids, cand, out, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                             (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3)
 
-    @api.get("/health")
-    async def health(self) -> Any:
-        v = self.slot.get()
-        self.metrics.count_request("health", 200)
-        return {"status": "ok", "model_version": v.ref.version, "run_dir": v.ref.run_dir}
+    def current_version(self) -> str:
+        return self.slot.get().ref.version
 
-    @api.get("/metrics")
-    async def metrics_text(self) -> Response:
-        self.metrics.count_request("metrics", 200)
-        return Response(content=self.metrics.render(), media_type=self.metrics.content_type)
+    def _load(self, run_dir: str, version: str) -> IngressVersion:
+        ref = make_ref(run_dir)
+        if ref.version != version:
+            raise RuntimeError(f"run directory now holds version {ref.version}, not {version}")
+        return IngressVersion(ref, load_ids(ref.run_dir))
 
-    @api.post("/reload")
-    async def reload(self, request: Request) -> Any:
-        """Body ``{"run_dir": "..."}``: load that version beside the current one, then switch atomically."""
-        try:
-            body = await request.json()
-            run_dir = body["run_dir"]
-            if not isinstance(run_dir, str) or not run_dir:
-                raise ValueError
-        except Exception:  # noqa: BLE001 - any malformed body is the client's mistake
-            self.metrics.reloads.labels(status="error").inc()
-            return _error(400, 'body must be JSON {"run_dir": "<path of a run directory>"}')
-        status, out = await self._switch(run_dir)
-        return out if status == 200 else _error(status, out["error"])
+    async def prepare(self, run_dir: str, version: str) -> None:
+        if version != self.current_version() and version not in self._prepared:
+            self._prepared = {version: await asyncio.to_thread(self._load, run_dir, version)}
 
-    async def _switch(self, run_dir: str) -> tuple[int, dict[str, Any]]:
-        """Load ``run_dir`` in every stage beside the current version, then swap the one reference."""
-        async with self._reload_lock:
-            old = self.slot.get()
-            try:
-                if not Path(run_dir).is_dir():
-                    raise UserError(f"run_dir not found: {run_dir}")
-                ref = make_ref(run_dir)
-                new = IngressVersion(ref, load_ids(ref.run_dir))
-            except UserError as exc:
-                self.metrics.reloads.labels(status="error").inc()
-                return 400, {"error": str(exc)}
-            try:
-                await asyncio.gather(*(h.remote(ref) for h in self._warm_handles))
-            except Exception as exc:  # noqa: BLE001 - the new version failed to load in a stage: keep the old
-                logger.exception("reload of %s failed", run_dir)
-                self.metrics.reloads.labels(status="error").inc()
-                return 422, {"error": f"version in {run_dir} failed to load; still serving "
-                                      f"{old.ref.version}: {type(exc).__name__}"}
-            self.slot.swap(new)
-        self.metrics.reloads.labels(status="ok").inc()
-        return 200, {"status": "ok", "previous_version": old.ref.version, "model_version": ref.version}
-
-    async def reconfigure(self, user_config: dict | None) -> None:
-        """Serve ``user_config`` ``{"run_dir": ...}``: EVERY ingress replica switches (Serve rolls the update),
-        with the same load-beside-then-swap as ``/reload``; use it when ``ingress.num_replicas > 1``."""
-        user_config = user_config or {}
-        unknown = sorted(set(user_config) - {"run_dir"})
-        if unknown:
-            raise ValueError(f"ingress user_config: unknown key '{unknown[0]}' (allowed: ['run_dir'])")
-        run_dir = user_config.get("run_dir")
-        if not run_dir or make_ref(run_dir).version == self.slot.get().ref.version:
+    async def commit(self, run_dir: str, version: str) -> None:
+        if version == self.current_version():
             return
-        status, out = await self._switch(str(run_dir))
-        if status != 200:
-            raise RuntimeError(out["error"])
+        new = self._prepared.pop(version, None) or await asyncio.to_thread(self._load, run_dir, version)
+        self.slot.swap(new)
+        self._prepared.clear()
 
     def check_health(self) -> None:
         if self.slot.get() is None:
             raise RuntimeError("ingress: no model version")
+
+
+# ------------------------------------------------------------------------------------------- Serve deployments
+
+
+@serve.deployment(name="Retrieval")
+class Retrieval(RetrievalStage):
+    """:class:`RetrievalStage`, requests batched per replica (one cache MGET and one FAISS search)."""
+
+    async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+        RetrievalStage.__init__(self, cfg, run_dir)
+        self.retrieve.set_max_batch_size(cfg.max_batch_size)
+        self.retrieve.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        await self.join_board(board_name, run_dir)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def retrieve(self, refs: list[VersionRef], user_idx: list[int]) -> list[Candidates]:
+        return self.retrieve_many(refs, user_idx)
+
+
+@serve.deployment(name="Ranking")
+class Ranking(RankingStage):
+    """:class:`RankingStage`, requests batched with ``@serve.batch``."""
+
+    async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
+                       board_name: str | None = None) -> None:
+        RankingStage.__init__(self, cfg, run_dir, ranker_loader)
+        self.score.set_max_batch_size(cfg.max_batch_size)
+        self.score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
+        await self.join_board(board_name, run_dir)
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
+    async def score(self, refs: list[VersionRef], cands: list[Candidates], timestamps: list[float]) -> list[Scored]:
+        return self.score_many(refs, cands, timestamps)
+
+
+@serve.deployment(name="Reranking")
+class Reranking(RerankingStage):
+    """:class:`RerankingStage` (live knobs through ``user_config``)."""
+
+    async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+        RerankingStage.__init__(self, cfg, run_dir)
+        await self.join_board(board_name, run_dir)
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(make_api("GraphRecSys (graph)"))
+class Ingress(GraphFront):
+    """HTTP API of the graph: ``GET /recommend/{user_id}?k=10``, ``GET /health``, ``GET /metrics``, ``POST /reload``."""
+
+    async def __init__(self, retrieval: Any, ranking: Any, reranking: Any, cfg: ServeConfig, run_dir: str,
+                       board_name: str | None = None) -> None:
+        GraphFront.__init__(self, retrieval, ranking, reranking, cfg, run_dir)
+        self.follower: Follower | None = None
+        if board_name:
+            ref = self.slot.get().ref
+            self.board = board_handle(f"{serve.get_replica_context().app_name}:{board_name}", ref.run_dir,
+                                      ref.version)
+            self.follower = await follow(self.board, self.prepare, self.commit, ref.version)
+        await self.warm_up()
+
+    def __del__(self) -> None:
+        if getattr(self, "follower", None) is not None:
+            self.follower.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,22 @@ class ServeConfig:
     faiss_threads: int = 1  # OpenMP threads per retrieval replica: replicas, not threads, share the cores
     # versions
     max_loaded_versions: int = 2  # versions a replica keeps in memory (current + previous during a reload)
-    # Serve graph
+    # Serve application
+    # collocated: one deployment runs retrieval -> ranking -> reranking in-process (scaled as a unit); graph:
+    # Ingress -> Retrieval -> Ranking -> Reranking, each scaled on its own (for a GPU ranker or a large index).
+    # collocated is the default: each graph hop costs milliseconds on a small machine (README, serve_load.py)
+    topology: Literal["collocated", "graph"] = "collocated"
+    # POST /reload: secret in the X-Reload-Token header; "" = read env GRAPHREC_RELOAD_TOKEN where the app is
+    # built; when neither is set /reload answers 403 (closed by default)
+    reload_token: str = ""
+    reload_root: str = ""  # /reload only loads run directories under this folder; "" = the served run's parent
+    reload_timeout_s: float = 120.0  # every replica must load a new version within this, else the reload aborts
     http_host: str = "127.0.0.1"  # where Serve's HTTP proxy listens (set 0.0.0.0 to expose)
     http_port: int = 8000  # Serve HTTP port
     access_log: bool = False  # Serve's per-request access log lines cost CPU on every hop; metrics cover it
+    # collocated topology: the one deployment (FastAPI ingress + whole request path); 2 replicas x 0.5 CPU use
+    # both cores of a 2-core machine at c=8 and keep serving while one restarts
+    collocated: DeploymentSpec = field(default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.5))
     ingress: DeploymentSpec = field(default_factory=DeploymentSpec)  # FastAPI ingress
     retrieval: DeploymentSpec = field(default_factory=DeploymentSpec)  # user embedding + FAISS + seen removal
     ranking: DeploymentSpec = field(default_factory=DeploymentSpec)  # MMoE + calibration, batched
@@ -118,5 +131,7 @@ class ServeConfig:
             raise ValueError("lambda_diversity must be in [0, 1]")
         if self.value_scale <= 0 or self.max_batch_size < 1 or self.batch_wait_timeout_s < 0:
             raise ValueError("need value_scale > 0, max_batch_size >= 1, batch_wait_timeout_s >= 0")
+        if self.reload_timeout_s <= 0:
+            raise ValueError("reload_timeout_s must be > 0")
         if self.max_loaded_versions < 2:
             raise ValueError("max_loaded_versions must be >= 2 (old and new live side by side during a reload)")

@@ -1,4 +1,5 @@
-"""The Serve application on the shared local Ray cluster, called over HTTP (one app for the whole module).
+"""The Serve application on the shared local Ray cluster, called over HTTP: the same suite against BOTH
+topologies (the module fixture is parametrised; each deploys one app, with 2 replicas of the ingress).
 
 Planted run directories (``tests/unit/serving/planted.py``) give known answers; Redis is reached through a TCP
 proxy that the test can cut, to simulate Redis going down mid-test.
@@ -106,13 +107,17 @@ class App:
         return body["items"]
 
 
-@pytest.fixture(scope="module")
-def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+TOKEN = "integration-test-token"
+
+
+@pytest.fixture(scope="module", params=["collocated", "graph"])
+def app(request: pytest.FixtureRequest, ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     from ray import serve
 
     from serve_app.app import build_graph
 
-    root = tmp_path_factory.mktemp("serve")
+    topology = request.param
+    root = tmp_path_factory.mktemp(f"serve-{topology}")
     v1 = make_run_dir(root / "v1", seed=0, embedding_version="emb-v1")
     v2 = make_run_dir(root / "v2", seed=7, embedding_version="emb-v2")
     proxy = TcpProxy()
@@ -120,10 +125,13 @@ def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     prefix = f"graphrec-test-E-{uuid.uuid4().hex[:8]}"
     port = free_port()
     cfg = load_config(ServeConfig, None, [
-        f"ranker_loader={RANKER}", "lambda_diversity=1.0", f"http_port={port}",
+        f"topology={topology}", f"ranker_loader={RANKER}", "lambda_diversity=1.0", f"http_port={port}",
+        f"reload_token={TOKEN}", f"reload_root={root}",
         f"cache.url=redis://127.0.0.1:{proxy.port}/0", f"cache.key_prefix={prefix}",
         "cache.reset_timeout_s=1.0", "cache.failure_threshold=2",
         "cache.socket_timeout_ms=200", "cache.connect_timeout_ms=200",  # the test's Python proxy is slow
+        # 2 replicas where requests enter (reload must reach both), small CPU shares (4 logical CPUs)
+        "collocated.num_replicas=2", "collocated.num_cpus=0.1", "ingress.num_replicas=2",
         "ingress.num_cpus=0.1", "retrieval.num_cpus=0.1", "ranking.num_cpus=0.1", "reranking.num_cpus=0.1"])
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_graph(cfg, v1.run_dir), name="graphrec-test", route_prefix="/")
@@ -136,6 +144,11 @@ def app(ray_cluster: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+def _reload(app: App, run_dir: str | Path, token: str | None = TOKEN) -> httpx.Response:
+    headers = {} if token is None else {"X-Reload-Token": token}
+    return httpx.post(app.url + "/reload", json={"run_dir": str(run_dir)}, headers=headers, timeout=120)
 
 
 def _same_items(got: list[dict], want: list[dict]) -> bool:
@@ -203,17 +216,23 @@ def test_bad_input_is_a_clear_4xx(app: App, path: str, params: dict, needle: str
 
 def test_bad_reload_is_4xx_and_keeps_serving(app: App, tmp_path: Path) -> None:
     before = app.get("/health").json()["model_version"]
-    for body in ({"nope": 1}, {"run_dir": str(tmp_path / "missing")}, {"run_dir": str(tmp_path)}):
-        r = httpx.post(app.url + "/reload", json=body, timeout=30)
-        assert 400 <= r.status_code < 500 and "error" in r.json(), r.text
-    r = httpx.post(app.url + "/reload", content=b"not json", timeout=30)
+    root = app.v1.run_dir.parent
+    for body in ({"nope": 1}, {"run_dir": str(root / "missing")}, {"run_dir": str(tmp_path)},
+                 {"run_dir": str(root / "v1" / "preprocess")}):
+        r = httpx.post(app.url + "/reload", json=body, headers={"X-Reload-Token": TOKEN}, timeout=30)
+        assert r.status_code == 400 and "error" in r.json(), r.text
+        assert str(root) not in r.text and str(tmp_path) not in r.text  # no server paths echoed
+    r = httpx.post(app.url + "/reload", content=b"not json", headers={"X-Reload-Token": TOKEN}, timeout=30)
     assert r.status_code == 400
+    assert _reload(app, app.v2.run_dir, token=None).status_code == 401
+    assert _reload(app, app.v2.run_dir, token="wrong").status_code == 403
     assert app.get("/health").json()["model_version"] == before
 
 
 def test_health_and_metrics(app: App) -> None:
     h = app.get("/health")
-    assert h.status_code == 200 and h.json()["status"] == "ok"
+    assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["topology"] == app.cfg.topology
+    assert "run_dir" not in h.json() and str(app.v1.run_dir) not in h.text
     app.get("/recommend/1001")
     text = app.get("/metrics").text
     assert 'graphrec_requests_total{endpoint="recommend",status="200"}' in text
@@ -223,7 +242,10 @@ def test_health_and_metrics(app: App) -> None:
     assert float(cold[0].split()[-1]) >= 1
 
 
-def test_hot_reload_under_concurrent_requests(app: App) -> None:
+def test_hot_reload_reaches_every_replica_under_concurrent_requests(app: App) -> None:
+    """Regression (issue 12): POST /reload switched only the ingress replica that received it; with 2 replicas
+    half the traffic stayed on the old version. Now: zero failures, no mixed responses, and once /reload answers
+    every replica serves the new version."""
     vids = [version_id(app.v1.run_dir), version_id(app.v2.run_dir)]
     users = [int(USER_RAW(u)) for u in range(0, 30, 2)]
     expected = {(vid, raw): app.expected(vid, raw, 10) for vid in vids for raw in users}
@@ -243,11 +265,16 @@ def test_hot_reload_under_concurrent_requests(app: App) -> None:
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
-        for target in (app.v2, app.v1, app.v2):
-            r = httpx.post(app.url + "/reload", json={"run_dir": str(target.run_dir)}, timeout=60)
+        time.sleep(0.3)
+        for target, vid in ((app.v2, vids[1]), (app.v1, vids[0]), (app.v2, vids[1])):
+            r = _reload(app, "v2" if target is app.v2 else target.run_dir)  # relative paths resolve in the root
             assert r.status_code == 200, r.text
-            time.sleep(0.7)
+            n = app.cfg.collocated.num_replicas if app.cfg.topology == "collocated" else 5  # 2 ingress + 3 stages
+            assert r.json()["model_version"] == vid and r.json()["replicas"] == n
+            with httpx.Client(base_url=app.url, timeout=30) as c:  # both replicas now serve it
+                after = {c.get(f"/recommend/{users[i % len(users)]}").json()["model_version"] for i in range(12)}
+            assert after == {vid}
+            time.sleep(0.3)
     finally:
         stop.set()
         for t in threads:
@@ -255,12 +282,11 @@ def test_hot_reload_under_concurrent_requests(app: App) -> None:
     assert len(results) > 20
     failures = [b for _, b in results if "items" not in b]
     assert not failures, failures[:3]
-    seen_versions = {b["model_version"] for _, b in results}
-    assert seen_versions == set(vids)
+    assert {b["model_version"] for _, b in results} == set(vids)
     for raw, body in results:  # every response is exactly one version's answer, never a mix
         assert _same_items(body["items"], expected[(body["model_version"], raw)])
     assert app.get("/health").json()["model_version"] == vids[1]
-    httpx.post(app.url + "/reload", json={"run_dir": str(app.v1.run_dir)}, timeout=60)
+    assert _reload(app, app.v1.run_dir).status_code == 200
 
 
 def test_redis_down_still_200_with_cache_hit_false(app: App) -> None:
@@ -287,24 +313,6 @@ def _wait_for_cache_hit(app: App, raw: int, timeout_s: float = 10.0) -> bool:
     return False
 
 
-def test_user_config_switches_every_ingress_replica(app: App) -> None:
-    from ray import serve
-
-    from serve_app.app import build_graph
-
-    v1, v2 = version_id(app.v1.run_dir), version_id(app.v2.run_dir)
-    cfg2 = dataclasses.replace(app.cfg, ingress=dataclasses.replace(app.cfg.ingress, num_replicas=2))
-    serve.run(build_graph(cfg2, app.v1.run_dir, ingress_user_config={"run_dir": str(app.v2.run_dir)}),
-              name="graphrec-test", route_prefix="/")
-    try:
-        versions = {app.get(f"/recommend/{int(USER_RAW(u))}").json()["model_version"] for u in range(12)}
-        assert versions == {v2}  # both replicas, the restarted one included, serve v2
-    finally:
-        serve.run(build_graph(app.cfg, app.v1.run_dir, ingress_user_config={"run_dir": str(app.v1.run_dir)}),
-                  name="graphrec-test", route_prefix="/")
-    assert app.get("/health").json()["model_version"] == v1
-
-
 def test_smoke_helper_of_graphrec_serve(app: App) -> None:
     from jobs.serve import smoke
 
@@ -316,7 +324,7 @@ def test_smoke_helper_of_graphrec_serve(app: App) -> None:
 def _serve_args(app: App, *extra: str) -> list[str]:
     """``graphrec serve`` arguments for the planted v2 run on the test cluster (no Redis, small CPU shares)."""
     return ["--run-dir", str(app.v2.run_dir), "--config", "configs/serve.yaml", *extra, f"ranker_loader={RANKER}",
-            "cache.url=", "ingress.num_cpus=0.05", "retrieval.num_cpus=0.05", "ranking.num_cpus=0.05", "reranking.num_cpus=0.05"]
+            "cache.url=", "collocated.num_replicas=1", "collocated.num_cpus=0.05", "ingress.num_cpus=0.05", "retrieval.num_cpus=0.05", "ranking.num_cpus=0.05", "reranking.num_cpus=0.05"]
 
 
 def test_smoke_test_never_touches_the_live_app(app: App, capsys: pytest.CaptureFixture) -> None:
@@ -327,6 +335,8 @@ def test_smoke_test_never_touches_the_live_app(app: App, capsys: pytest.CaptureF
 
     from jobs.serve import main
 
+    if app.cfg.topology != "collocated":
+        pytest.skip("graphrec serve's job logic does not depend on the topology: run once")
     v1 = version_id(app.v1.run_dir)
     assert main(_serve_args(app, "--smoke", "3")) == 0
     assert '"failures": []' in capsys.readouterr().out

@@ -43,10 +43,29 @@ def test_serve_app_yaml_is_a_valid_serve_config_for_the_builder() -> None:
     schema = ServeDeploySchema.model_validate(doc)
     app_cfg = schema.applications[0]
     assert app_cfg.import_path == "serve_app.app:build_app"
-    for d in app_cfg.deployments:
-        assert 0 < d.ray_actor_options.num_cpus < 1  # fractional CPUs
     args = AppArgs.model_validate(app_cfg.args)
     app = build_app(args)  # binds only: nothing is loaded until replicas start
-    ingress = app._bound_deployment
-    names = {ingress.name} | {a._bound_deployment.name for a in ingress.init_args[:3]}
-    assert names == {d.name for d in app_cfg.deployments}
+    assert app._bound_deployment.name == "Recommender"  # the default topology
+
+
+def test_deployment_options_have_one_source() -> None:
+    """Regression (issue 9 item 5): options lived both in DeploymentSpec defaults and in serve_app.yaml's
+    `deployments:` block (which wins in Serve), so changing ServeConfig silently did nothing."""
+    from serve_app.app import build_graph
+
+    doc = yaml.safe_load((ROOT / "configs/serve_app.yaml").read_text())
+    assert all("deployments" not in a for a in doc["applications"])
+    for topology in ("collocated", "graph"):
+        cfg = load_config(ServeConfig, None, [f"topology={topology}", "collocated.num_replicas=3",
+                                              "ranking.num_cpus=0.4", "lambda_diversity=0.3"])
+        app = build_graph(cfg, ROOT / "runs/demo")
+        top = app._bound_deployment
+        deps = {top.name: top} | {a._bound_deployment.name: a._bound_deployment for a in top.init_args[:3]
+                                  if hasattr(a, "_bound_deployment")}
+        if topology == "collocated":
+            assert set(deps) == {"Recommender"} and top.num_replicas == 3
+            assert top.user_config["lambda_diversity"] == 0.3
+        else:
+            assert set(deps) == {"Ingress", "Retrieval", "Ranking", "Reranking"}
+            assert deps["Ranking"].ray_actor_options["num_cpus"] == 0.4
+            assert deps["Reranking"].user_config["lambda_diversity"] == 0.3

@@ -1,0 +1,117 @@
+"""The collocated topology: ONE deployment (FastAPI ingress) runs retrieval → ranking → reranking in-process.
+
+It is scaled as a unit (``ServeConfig.collocated``) and serves the same endpoints, response body, cache, cold
+start, reranking ``user_config``, health checks, versioned reload and metrics as the graph
+(:mod:`serve_app.deployments`), through the same request-path function,
+:func:`graphrec_ray.serving.pipeline.recommend`. Each replica holds whole :class:`ModelVersion` objects behind one
+:class:`VersionSlot`: a request reads the slot once, so it never mixes versions, and a reload loads the new
+version beside the current one before the single swap.
+
+:class:`Recommender` is plain Python (unit tests call it directly); :class:`Collocated` is the Serve deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ray import serve
+
+from graphrec_ray.errors import DataError
+from graphrec_ray.serving.cache import EmbeddingCache
+from graphrec_ray.serving.config import ServeConfig
+from graphrec_ray.serving.pipeline import recommend
+from graphrec_ray.serving.versioned import ModelVersion, VersionSlot, load_version, resolve_loader
+from serve_app.http_front import HttpFront, apply_rerank_user_config, logger, make_api
+from serve_app.version_pointer import Follower, board_handle, follow
+
+
+class Recommender(HttpFront):
+    """The whole request path of one replica (no Ray).
+
+    Args:
+        cfg: serving configuration (reranking knobs are replaced live by :meth:`reconfigure`).
+        run_dir: run directory of the first version (absolute).
+        ranker_loader: ``run_dir -> ranker``; ``None`` uses ``cfg.ranker_loader``.
+    """
+
+    topology = "collocated"
+
+    def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None) -> None:
+        self.init_front(cfg)
+        self._base_cfg = cfg
+        self._loader = ranker_loader or resolve_loader(cfg.ranker_loader)
+        self.cache = EmbeddingCache.from_config(cfg.cache)
+        self.slot: VersionSlot[ModelVersion] = VersionSlot(self._load(run_dir))
+        self._prepared: dict[str, ModelVersion] = {}
+
+    def _load(self, run_dir: str | Path, expect: str | None = None) -> ModelVersion:
+        c = self._base_cfg
+        v = load_version(run_dir, self._loader, c.seen_splits, c.cold_start_pool, c.prior_strength)
+        if expect is not None and v.version != expect:
+            raise DataError(f"{run_dir} now holds version {v.version}, not {expect}")
+        return v
+
+    def reconfigure(self, user_config: dict | None) -> None:
+        """Serve ``user_config``: ``w_engagement``, ``w_value``, ``lambda_diversity``, ``top_n_serve`` live
+        (applied to the built config, so a key removed from user_config returns to it)."""
+        self.cfg = apply_rerank_user_config(self._base_cfg, user_config)
+
+    async def answer(self, raw_user: int, k: int, t0: float) -> dict[str, Any]:
+        v, c = self.slot.get(), self.cfg  # one read each: a reload or reconfigure never mixes within a request
+        return recommend(v, raw_user, k, c, self.cache)
+
+    def current_version(self) -> str:
+        return self.slot.get().version
+
+    async def prepare(self, run_dir: str, version: str) -> None:
+        if version == self.current_version() or version in self._prepared:
+            return
+        self._prepared = {version: await asyncio.to_thread(self._load, run_dir, version)}
+
+    async def commit(self, run_dir: str, version: str) -> None:
+        if version == self.current_version():
+            return
+        new = self._prepared.pop(version, None) or await asyncio.to_thread(self._load, run_dir, version)
+        self.slot.swap(new)
+        self._prepared.clear()
+
+    def warm_up(self) -> None:
+        """One known-user and one cold-start request through the path (first-call costs before traffic)."""
+        v = self.slot.get()
+        raw = v.ids.user_map.raw_ids
+        for user in ([int(raw[0])] if len(raw) else []) + [int(raw.max(initial=0)) + 1]:
+            try:
+                recommend(v, user, self.cfg.k_default, self.cfg, self.cache)
+            except Exception:  # noqa: BLE001 - a cold first request is better than a replica that never starts
+                logger.warning("collocated warm-up request failed", exc_info=True)
+
+    def check_health(self) -> None:
+        if self.slot.get() is None:
+            raise RuntimeError("collocated: no model version loaded")
+
+
+@serve.deployment(name="Recommender")
+@serve.ingress(make_api("GraphRecSys (collocated)"))
+class Collocated(Recommender):
+    """Serve deployment of :class:`Recommender`; follows the application's version board."""
+
+    async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
+                       board_name: str | None = None) -> None:
+        Recommender.__init__(self, cfg, run_dir, ranker_loader)
+        self.follower: Follower | None = None
+        if board_name:
+            v = self.slot.get()
+            self.board = board_handle(f"{serve.get_replica_context().app_name}:{board_name}", str(v.run_dir),
+                                      v.version)
+            self.follower = await follow(self.board, self.prepare, self.commit, v.version)
+        t = time.perf_counter()
+        self.warm_up()
+        logger.info("collocated replica warm in %.0f ms", (time.perf_counter() - t) * 1e3)
+
+    def __del__(self) -> None:
+        if getattr(self, "follower", None) is not None:
+            self.follower.stop()
+
