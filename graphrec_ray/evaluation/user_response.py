@@ -106,17 +106,9 @@ def category_stop_length(category: np.ndarray, window: int, max_repeat: int) -> 
     """
     cat = np.asarray(category, dtype=np.int64)
     U, L = cat.shape
-    _, code = np.unique(cat, return_inverse=True)
-    code = code.reshape(U, L)
-    n_codes = int(code.max()) + 1 if code.size else 0
-    onehot = np.zeros((U, L + 1, n_codes), dtype=np.int32)
-    onehot[np.arange(U)[:, None], np.arange(1, L + 1)[None, :], code] = 1
-    onehot[:, 1:][cat < 0] = 0
-    cum = np.cumsum(onehot, axis=1)  # cum[:, t + 1, c] = count of c in positions 0..t
-    t = np.arange(L)
-    lo = np.maximum(t + 1 - window, 0)
-    rows = np.arange(U)[:, None]
-    in_window = cum[rows, t[None, :] + 1, code] - cum[rows, lo[None, :], code]
+    in_window = np.ones((U, L), dtype=np.int64)  # the item itself
+    for lag in range(1, min(window, L)):  # + earlier items of the same category within the window
+        in_window[:, lag:] += cat[:, lag:] == cat[:, :-lag]
     fired = (in_window >= max_repeat) & (cat >= 0)
     return np.where(fired.any(axis=1), fired.argmax(axis=1) + 1, L + 1).astype(np.int64)
 
