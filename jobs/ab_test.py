@@ -4,7 +4,9 @@ Builds the run's decision data once (:func:`graphrec_ray.evaluation.decision_dat
 serving request path's candidates and calibrated scores for the ``small_matrix`` users, with the truth), takes
 each candidate's true log-mean watch ratio from the simulator's ground truth, and runs
 :func:`graphrec_ray.evaluation.ab.run_ab`. Writes ``<out>/ab_results.csv`` and ``.json`` (per arm and per
-difference; ``<out>`` defaults to ``<run_dir>/ab``), copies both to ``outputs/``, and logs one MLflow run.
+difference; ``<out>`` defaults to ``<run_dir>/ab``), ``ab_coverage.csv`` (bias, RMSE and interval coverage of the
+true differences over ``coverage_replications`` reruns), ``ab_results.md`` (both tables), copies them to
+``outputs/``, and logs one MLflow run.
 
 Run as ``graphrec ab --run-dir runs/demo``, with a Pareto point as an extra arm:
 ``graphrec ab --run-dir runs/demo --arm name=pareto,w_engagement=0.4,w_value=1.0,lambda_diversity=0.6``, or
@@ -28,7 +30,7 @@ import yaml
 
 from graphrec_ray.config import ConfigError, from_mapping, to_dict
 from graphrec_ray.errors import DataError
-from graphrec_ray.evaluation.ab import ABConfig, ArmSpec, PolicyInputs, mu_from_p_click, run_ab
+from graphrec_ray.evaluation.ab import ABConfig, ArmSpec, PolicyInputs, coverage_study, mu_from_p_click, run_ab
 from jobs.common import load_stage_config, make_parser, mlflow_run
 
 DEFAULT_CONFIG = "configs/ab.yaml"
@@ -130,9 +132,41 @@ def summary_table(rows_arms: list[dict[str, Any]], rows_diff: list[dict[str, Any
     return "\n".join(lines)
 
 
+def write_coverage(rows: list[dict[str, Any]], out: Path) -> Path:
+    """``out/ab_coverage.csv``: one row per treatment x metric from :func:`coverage_study`."""
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    path = out / "ab_coverage.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def coverage_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: bias, RMSE and interval coverage of the true difference over the replications."""
+    n = rows[0]["replications"] if rows else 0
+    lines = [f"Over {n} replications (new randomisation and draws each; truth exact):", "",
+             "| difference | metric | true | bias | RMSE | bootstrap cover | test cover | reject | "
+             "CUPED RMSE | CUPED cover | CUPED cut |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cu = (f"{r['cuped_rmse']:.4g} | {r['cuped_coverage']:.0%} | {r['cuped_variance_cut']:.0%}"
+              if "cuped_rmse" in r else " | | ")
+        lines.append(f"| {r['arm']} - {r['control']} | {r['metric']} | {r['true_difference']:.4g} | {r['bias']:.3g} | "
+                     f"{r['rmse']:.3g} | {r['boot_coverage']:.0%} | {r['test_coverage']:.0%} ({r['test']}) | "
+                     f"{r['reject_rate']:.0%} | {cu} |")
+    return "\n".join(lines)
+
+
 def run(cfg: ABConfig, run_dir: Path, out: Path | None = None, data_dir: str | None = None,
         track: bool = True, copy_to: Path | None = Path("outputs")) -> dict[str, Any]:
-    """Run the A/B simulation for ``run_dir``; returns ``{"meta", "arms", "differences"}``."""
+    """Run the A/B simulation (and its coverage study) for ``run_dir``.
+
+    Returns:
+        ``{"meta", "arms", "differences", "coverage", "table"}``; files as in the module docstring.
+    """
     t0 = time.perf_counter()
     run_dir = Path(run_dir)
     out = Path(out) if out is not None else run_dir / OUT_SUBDIR
@@ -159,18 +193,24 @@ def run(cfg: ABConfig, run_dir: Path, out: Path | None = None, data_dir: str | N
     t1 = time.perf_counter()
     res = run_ab(inputs, dd.user_raw, cfg)
     t2 = time.perf_counter()
+    coverage = coverage_study(inputs, dd.user_raw, cfg, cfg.coverage_replications) if cfg.coverage_replications else []
+    t3 = time.perf_counter()
     meta = {"run_dir": str(run_dir), "truth_source": dd.truth_source, "mu_source": mu_source,
             "n_eval_users": dd.n_users, "n_candidates": dd.n_candidates, "n_simulated_users": res.n_simulated_users,
             "truth_method": "exact: recursion over patience levels on each evaluation user's fixed feed "
                             "(user_response.expected_sessions), equal weight per evaluation user",
             "notes": notes, "config": to_dict(cfg), "decision_data_s": round(t1 - t0, 2),
-            "simulation_s": round(t2 - t1, 2)}
+            "simulation_s": round(t2 - t1, 2), "coverage_study_s": round(t3 - t2, 2)}
     csv_path, json_path = write_results(res.arms, res.differences, meta, out)
     table = summary_table(res.arms, res.differences)
+    files = [csv_path, json_path, out / "ab_results.md"]
+    if coverage:
+        files.append(write_coverage(coverage, out))
+        table += "\n\n" + coverage_table(coverage)
     (out / "ab_results.md").write_text(table + "\n")
     if copy_to is not None:
         copy_to.mkdir(parents=True, exist_ok=True)
-        for p in (csv_path, json_path, out / "ab_results.md"):
+        for p in files:
             shutil.copy(p, copy_to / p.name)
     if track:
         import mlflow
@@ -186,10 +226,13 @@ def run(cfg: ABConfig, run_dir: Path, out: Path | None = None, data_dir: str | N
                                 f"{key}.ci_high": r["boot_ci_high"], f"{key}.true": r["true_difference"]})
                 if r.get("cuped_variance_cut") is not None:
                     metrics[f"{key}.cuped_variance_cut"] = r["cuped_variance_cut"]
+            for r in coverage:
+                key = f"{r['arm']}_vs_{r['control']}.{r['metric']}"
+                metrics.update({f"{key}.boot_coverage": r["boot_coverage"], f"{key}.rmse": r["rmse"]})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
             mlflow.log_artifact(str(csv_path))
             mlflow.log_artifact(str(json_path))
-    return {"meta": meta, "arms": res.arms, "differences": res.differences, "table": table}
+    return {"meta": meta, "arms": res.arms, "differences": res.differences, "coverage": coverage, "table": table}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--arm", action="append", default=[],
                    help="extra arm, e.g. name=pareto,w_engagement=0.4,w_value=1.0,lambda_diversity=0.6 (repeatable)")
     p.add_argument("--out", default=None, help=f"output folder (default: <run-dir>/{OUT_SUBDIR})")
-    p.add_argument("--data-dir", default=None, help="raw data with ground_truth/ (default: from the preprocess manifest)")
+    p.add_argument("--data-dir", default=None,
+                   help="raw data with ground_truth/ (default: from the preprocess manifest)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     args = p.parse_args(argv)
     cfg = load_stage_config(ABConfig, args)

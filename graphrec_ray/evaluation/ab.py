@@ -24,6 +24,7 @@ The experiment:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,14 +88,15 @@ class ABConfig:
     mde_relative: float = 0.02  # minimum detectable effect: 2% of the control arm's estimate
     second_run_dir: str = ""  # run with a second retrieval model for arms with retrieval: second ("" = none)
     decision_cache: bool = True  # reuse <run_dir>/ab/decision_data.npz when present (retrieval+ranking once)
+    coverage_replications: int = 20  # reruns with new salts/seeds to measure the intervals' coverage (0 = skip)
 
     def __post_init__(self) -> None:
         if len(self.arms) < 2:
             raise ValueError("need at least two arms (the first is control)")
         if len({a.name for a in self.arms}) != len(self.arms):
             raise ValueError("arm names must be unique")
-        if self.replicas < 1 or self.k_candidates < 1 or self.n_boot < 10:
-            raise ValueError("need replicas >= 1, k_candidates >= 1, n_boot >= 10")
+        if self.replicas < 1 or self.k_candidates < 1 or self.n_boot < 10 or self.coverage_replications < 0:
+            raise ValueError("need replicas >= 1, k_candidates >= 1, n_boot >= 10, coverage_replications >= 0")
         if not 0 < self.alpha < 1 or not 0 < self.power < 1 or self.mde_relative <= 0:
             raise ValueError("need 0 < alpha < 1, 0 < power < 1, mde_relative > 0")
 
@@ -196,8 +198,11 @@ def assign_arms(user_ids: np.ndarray, n_arms: int, salt: int = 0) -> np.ndarray:
     Deterministic per user and salt (a user stays in their arm across runs); a new salt re-randomises.
     """
     u = np.asarray(user_ids, dtype=np.int64).astype(np.uint64)
+    # hash id and salt separately, then mix: `hash(id ^ salt)` would only permute a block of consecutive ids
+    # for a small salt, so nearby salts gave nearly the same split (A/B coverage study: 78% for 95% intervals)
+    salt_h = _splitmix64(np.array([salt & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
     with np.errstate(over="ignore"):
-        h = _splitmix64(_splitmix64(u ^ np.uint64(salt & 0xFFFFFFFFFFFFFFFF)) + np.uint64(0x5DEECE66D))
+        h = _splitmix64(_splitmix64(u) ^ salt_h)
     return (h % np.uint64(n_arms)).astype(np.int64)
 
 
@@ -427,3 +432,38 @@ def run_ab(inputs: dict[str, PolicyInputs], user_raw: np.ndarray, cfg: ABConfig)
                             "cuped_covers_truth": bool(cu.low <= true_d <= cu.high)})
             diff_rows.append(row)
     return ABResult(arm_rows, diff_rows, int(U * R))
+
+
+def coverage_study(inputs: dict[str, PolicyInputs], user_raw: np.ndarray, cfg: ABConfig,
+                   replications: int) -> list[dict[str, Any]]:
+    """Repeat the experiment with new randomisations and draws (``salt``, ``seed`` = ``cfg``'s + ``r``).
+
+    The true differences are exact, so this measures the A/B estimates themselves: per treatment x metric, the
+    mean error (bias), RMSE, how often each interval covers the true difference (nominal ``cfg.level``), how often
+    the test rejects, and the mean CUPED variance cut.
+
+    Returns:
+        One dict per (treatment arm, metric), in :func:`run_ab`'s order.
+    """
+    if replications < 1:
+        raise ValueError("replications must be >= 1")
+    runs = [run_ab(inputs, user_raw, dataclasses.replace(cfg, salt=cfg.salt + r, seed=cfg.seed + r)).differences
+            for r in range(replications)]
+    out = []
+    for j, first in enumerate(runs[0]):
+        rows = [run[j] for run in runs]
+        err = np.array([r["error"] for r in rows])
+        row = {"arm": first["arm"], "control": first["control"], "metric": first["metric"],
+               "true_difference": first["true_difference"], "replications": replications,
+               "bias": float(err.mean()), "rmse": float(np.sqrt(np.mean(err ** 2))),
+               "boot_coverage": float(np.mean([r["covers_truth"] for r in rows])),
+               "test": first["test"],
+               "test_coverage": float(np.mean([r["ci_low"] <= r["true_difference"] <= r["ci_high"] for r in rows])),
+               "reject_rate": float(np.mean([r["significant"] for r in rows]))}
+        if "cuped_estimate" in first:
+            cerr = np.array([r["cuped_estimate"] - r["true_difference"] for r in rows])
+            row.update({"cuped_bias": float(cerr.mean()), "cuped_rmse": float(np.sqrt(np.mean(cerr ** 2))),
+                        "cuped_coverage": float(np.mean([r["cuped_covers_truth"] for r in rows])),
+                        "cuped_variance_cut": float(np.mean([r["cuped_variance_cut"] for r in rows]))})
+        out.append(row)
+    return out

@@ -30,7 +30,8 @@ def _decision_data(U: int = 30, K: int = 60, n_items: int = 300, seed: int = 0) 
 def test_job_writes_results_and_skips_missing_second_retrieval(tmp_path: Path):
     run_dir, out, copy_to = tmp_path / "run", tmp_path / "run" / "ab", tmp_path / "outputs"
     cfg = ABConfig(arms=(ArmSpec("serving"), ArmSpec("no_mmr", lambda_diversity=1.0),
-                         ArmSpec("ips", retrieval="second")), replicas=10, n_boot=100, k_candidates=60)
+                         ArmSpec("ips", retrieval="second")), replicas=10, n_boot=100, k_candidates=60,
+                 coverage_replications=2)
     _decision_data().save(out / "decision_data_main_k60_nall_s0.npz")  # the job's cache: no models needed
     res = run(cfg, run_dir, data_dir=str(tmp_path), track=False, copy_to=copy_to)
     assert any("ips" in n for n in res["meta"]["notes"])
@@ -42,6 +43,9 @@ def test_job_writes_results_and_skips_missing_second_retrieval(tmp_path: Path):
     doc = json.loads((copy_to / "ab_results.json").read_text())
     assert doc["meta"]["n_simulated_users"] == 300 and doc["meta"]["truth_source"] == "small_matrix"
     assert (copy_to / "ab_results.csv").is_file() and (out / "ab_results.md").is_file()
+    with open(copy_to / "ab_coverage.csv") as fh:
+        cov = list(csv.DictReader(fh))
+    assert len(cov) == 7 and all(r["replications"] == "2" for r in cov)
 
 
 def test_arm_flag_parses_strictly():
