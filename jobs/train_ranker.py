@@ -147,11 +147,13 @@ def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureB
 def fingerprint(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> str:
     """16-hex hash of what the trained models depend on: the preprocess outputs (manifest checksums), the
     retrieval embeddings, the raw data folder and the model config, but not the schedule (``epochs``,
-    ``trainer``, ``torch_threads``), so a run continued with more epochs still resumes."""
+    ``trainer``, ``torch_threads``) or the evaluation's ``ci_n_boot``, so a run continued with more epochs still
+    resumes."""
     import hashlib
 
     layout = RunLayout(run_dir)
-    model_cfg = {k: v for k, v in to_dict(cfg).items() if k not in ("epochs", "trainer", "torch_threads")}
+    schedule = ("epochs", "trainer", "torch_threads", "ci_n_boot")
+    model_cfg = {k: v for k, v in to_dict(cfg).items() if k not in schedule}
     parts = [json.dumps(model_cfg, sort_keys=True), str(data_dir),
              json.dumps(read_manifest(layout.preprocess).get("files", {}), sort_keys=True),
              sha256_file(layout.user_embeddings), sha256_file(layout.item_embeddings)]
@@ -217,7 +219,8 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
             kl, kv = PREDICTION_KEYS[model]
             probs = {name: np.clip(c.predict(pr[kl]), 0.0, 1.0) for name, c in cals.items()}
             new_rows = metrics_rows(model, split, pr[kl], pr[kv], ev.label_click, ev.label_value, probs,
-                                    cfg.ece_bins, p_true, {"neg_sample_rate": cfg.neg_sample_rate})
+                                    cfg.ece_bins, p_true, {"neg_sample_rate": cfg.neg_sample_rate},
+                                    users=ev.user_idx, n_boot=cfg.ci_n_boot, ci_seed=cfg.seed)
             for r in new_rows:
                 r["serving"] = int(r["calibrator"] == serving[model])
             rows += new_rows

@@ -60,21 +60,27 @@ def reliability_bins(probs: np.ndarray, targets: np.ndarray, n_bins: int = 15,
     into ``n_bins`` contiguous chunks of sizes differing by at most one (ties may straddle a cut).
     """
     p, t = _check(probs, targets)
-    if n_bins < 1:
-        raise ValueError("n_bins must be >= 1")
-    if strategy == "equal_width":
-        ids = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    elif strategy == "equal_mass":
-        order = np.argsort(p, kind="stable")
-        ids = np.empty(p.size, dtype=np.int64)
-        ids[order] = (np.arange(p.size) * n_bins) // p.size
-    else:
-        raise ValueError(f"unknown strategy {strategy!r}")
+    ids = bin_ids(p, n_bins, strategy)
     count = np.bincount(ids, minlength=n_bins).astype(np.int64)
     sum_p = np.bincount(ids, weights=p, minlength=n_bins)
     sum_t = np.bincount(ids, weights=t, minlength=n_bins)
     keep = count > 0
     return ReliabilityBins(sum_p[keep] / count[keep], sum_t[keep] / count[keep], count[keep])
+
+
+def bin_ids(probs: np.ndarray, n_bins: int = 15, strategy: Strategy = "equal_mass") -> np.ndarray:
+    """``(N,)`` int64 bin of each prediction in ``0..n_bins-1`` (see :func:`reliability_bins`)."""
+    p = np.asarray(probs, dtype=np.float64).ravel()
+    if n_bins < 1:
+        raise ValueError("n_bins must be >= 1")
+    if strategy == "equal_width":
+        return np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    if strategy == "equal_mass":
+        order = np.argsort(p, kind="stable")
+        ids = np.empty(p.size, dtype=np.int64)
+        ids[order] = (np.arange(p.size) * n_bins) // max(p.size, 1)
+        return ids
+    raise ValueError(f"unknown strategy {strategy!r}")
 
 
 def ece(probs: np.ndarray, targets: np.ndarray, n_bins: int = 15, strategy: Strategy = "equal_mass") -> float:

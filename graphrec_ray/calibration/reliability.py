@@ -56,7 +56,7 @@ def curve_bins(curves: dict[str, tuple[np.ndarray, np.ndarray]], n_bins: int = 1
 
 
 def plot_bin_panels(panels: dict[str, dict[str, dict]], path: str | Path, title: str = "Reliability") -> Path:
-    """One reliability panel per ``{panel title: curve_bins(...) output}``, side by side, saved as a PNG.
+    """One reliability panel per ``{panel title: curve_bins(...) output}``, two per row, saved as a PNG.
 
     Every curve of a panel is drawn with its ECE in the legend; the diagonal is perfect calibration.
     """
@@ -65,18 +65,26 @@ def plot_bin_panels(panels: dict[str, dict[str, dict]], path: str | Path, title:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    import textwrap
+
     n = max(1, len(panels))
-    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 5.0), dpi=100, squeeze=False)
-    for ax, (panel, curves) in zip(axes[0], panels.items()):
+    ncols = min(n, 2)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.5 * ncols, 5.5 * nrows), dpi=100, squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    names = list(dict.fromkeys(name for curves in panels.values() for name in curves))
+    color = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per curve name in every panel
+    for ax, (panel, curves) in zip(axes.ravel(), panels.items()):
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfect")
         for name, b in curves.items():
-            ax.plot(b["mean_pred"], b["mean_target"], marker="o", markersize=3,
+            ax.plot(b["mean_pred"], b["mean_target"], marker="o", markersize=3, color=color[name],
                     label=f"{name} (ECE={float(b['ece']):.4f})")
         ax.set_xlabel("mean predicted p(click)")
         ax.set_ylabel("mean target")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_title(panel, fontsize=9)
+        ax.set_title(textwrap.fill(panel, 60), fontsize=9)
         ax.legend(loc="upper left", fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

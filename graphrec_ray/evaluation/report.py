@@ -74,6 +74,12 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _ci(r: dict[str, Any], key: str) -> tuple[float, float] | None:
+    """``(low, high)`` from ``key/ci_low``, ``key/ci_high`` of a row or metrics dict, when both are numbers."""
+    lo, hi = _num(r.get(f"{key}/ci_low")), _num(r.get(f"{key}/ci_high"))
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
 def _fmt(v: float, ci: tuple[float, float] | None = None) -> str:
     s = f"{v:.4f}"
     return s if ci is None else f"{s} [{ci[0]:.4f}, {ci[1]:.4f}]"
@@ -104,8 +110,7 @@ def _retrieval(run_dir: Path, rep: Report) -> None:
                     cells.append("")
                     continue
                 seen = True
-                lo, hi = _num(metrics.get(f"{key}/ci_low")), _num(metrics.get(f"{key}/ci_high"))
-                ci = (lo, hi) if lo is not None and hi is not None else None
+                ci = _ci(metrics, key)
                 any_ci = any_ci or ci is not None
                 rep.add("retrieval", name, proto, metric, v, ci)
                 cells.append(_fmt(v, ci))
@@ -195,19 +200,20 @@ def _ranking(run_dir: Path, rep: Report) -> None:
                 v = _num(r.get(metric))
                 if v is not None:
                     present.add(metric)
-                    rep.add("ranking", ranker, setting + (f", neg_sample_rate={rate}" if rate else ""), metric, v)
+                    rep.add("ranking", ranker, setting + (f", neg_sample_rate={rate}" if rate else ""), metric, v,
+                            _ci(r, metric))
             table.append(([ranker, r["split"], rate or "1", r["calibrator"] + (" *" if r.get("serving") == "1" else ""),
                            r.get("n", "")], r))
     cols = [c for c in cols if c in present]
     for head, r in table:
-        body.append(head + [_fmt(v) if (v := _num(r.get(c))) is not None else "" for c in cols])
+        body.append(head + [_fmt(v, _ci(r, c)) if (v := _num(r.get(c))) is not None else "" for c in cols])
     rep.markdown.append("\n".join([
         "## Ranker and calibration", "",
         f"From {', '.join(f'`{d}/metrics.csv`' for d in dirs)}. auc: click ROC-AUC; mse/rmse: value head vs "
         "log1p(watch_ratio); ece_mass/ece_width: 15-bin ECE with equal-mass / equal-width bins; brier; log_loss "
         "(nats); true_*: the same against the simulator's true click probabilities. Calibrators are fitted on "
-        "validation; `*` marks the one chosen on validation for serving. No intervals: these are per-impression "
-        "scores of one trained model.", "",
+        "validation; `*` marks the one chosen on validation for serving. [low, high]: 95% bootstrap interval over "
+        "users (rows of a user resampled together), where the metrics file has one.", "",
         _md_table(["ranker", "split", "neg_sample_rate", "calibrator", "n"] + cols, body)]))
 
 

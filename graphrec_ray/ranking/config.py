@@ -32,6 +32,7 @@ class RankingConfig:
     neg_sample_rate: float = 1.0  # fraction of training negatives kept (CTR-style down-sampling); 1.0 = all
     calibration: Literal["auto", "platt", "isotonic", "downsampling"] = "auto"  # auto: best validation log-loss
     ece_bins: int = 15  # bins for ECE and the reliability diagram
+    ci_n_boot: int = 1000  # bootstrap-over-users replicates behind every metric's 95% interval (ends stable to ~1%)
     torch_threads: int = 0  # intra-op threads per worker (0 = leave torch's default)
     seed: int = 0  # model init, batch order and validation sample
     data_dir: Path | None = None  # raw data (side tables, ground truth); None = the one in preprocess/manifest.json
@@ -42,6 +43,8 @@ class RankingConfig:
             raise ValueError("n_experts must be >= 1 and expert_hidden non-empty")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be >= 1")
+        if self.ci_n_boot < 10:
+            raise ValueError(f"ci_n_boot must be >= 10, got {self.ci_n_boot}")
         if not 0.0 < self.neg_sample_rate <= 1.0:
             raise ValueError(f"neg_sample_rate must be in (0, 1], got {self.neg_sample_rate}")
         if self.click_weight < 0 or self.value_weight < 0 or self.click_weight + self.value_weight == 0:

@@ -6,6 +6,10 @@ One row per (model, calibrator, split). ``model`` is ``"mmoe"`` or ``"single_tas
 columns, the value MLP for the value columns); ``calibrator`` is ``"raw"`` (sigmoid of the logit),
 ``"downsampling"`` (the analytic correction for the training negative sampling rate), ``"platt"`` or
 ``"isotonic"`` (both fitted on validation); ``serving`` is 1 on the calibrator chosen (on validation) for serving.
+
+With ``users`` given, every metric also gets its 95% interval (``<metric>/ci_low``, ``<metric>/ci_high``) from a
+bootstrap over users (:class:`graphrec_ray.evaluation.cluster_bootstrap.UserBootstrap`: rows of one user move
+together; ECE bins stay those of the full sample).
 """
 
 from __future__ import annotations
@@ -16,12 +20,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from graphrec_ray.calibration.metrics import brier, ece, log_loss
+from graphrec_ray.calibration.metrics import LOG_LOSS_EPS, bin_ids, brier, ece, log_loss
+from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, percentile_interval, sorted_ties, weighted_auc
 
 #: Column order of ``metrics.csv`` / ``metrics.md`` (true_* columns only on simulator data).
 COLUMNS = ("model", "calibrator", "split", "neg_sample_rate", "serving", "n", "auc", "mse", "rmse", "ece_mass",
            "ece_width", "brier", "log_loss", "true_ece_mass", "true_ece_width", "true_brier", "true_log_loss",
            "true_mae")
+
+#: metrics that carry an interval when users are given
+CI_METRICS = ("auc", "mse", "rmse", "ece_mass", "ece_width", "brier", "log_loss", "true_ece_mass", "true_ece_width",
+              "true_brier", "true_log_loss", "true_mae")
 
 #: calibrators reported side by side, in table order
 CALIBRATORS = ("raw", "downsampling", "platt", "isotonic")
@@ -31,7 +40,8 @@ PREDICTION_KEYS = {"mmoe": ("mmoe_logit", "mmoe_value"), "single_task": ("click_
 
 def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, label_click: np.ndarray,
                  label_value: np.ndarray, probs: dict[str, np.ndarray], n_bins: int = 15,
-                 p_true: np.ndarray | None = None, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                 p_true: np.ndarray | None = None, extra: dict[str, Any] | None = None,
+                 users: np.ndarray | None = None, n_boot: int = 1000, ci_seed: int = 0) -> list[dict[str, Any]]:
     """All metrics of one model on one split, one row per calibrator.
 
     Args:
@@ -41,6 +51,9 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
         n_bins: ECE bins (default 15).
         p_true: ``(N,)`` true click probabilities (simulator), or None.
         extra: constant columns added to every row (e.g. ``neg_sample_rate``, ``serving``).
+        users: ``(N,)`` user of each row; when given, every metric gets a 95% bootstrap interval over users.
+        n_boot: bootstrap replicates (default 1000); ci_seed: their seed (the same users are drawn for every
+            calibrator, so intervals of two calibrators are comparable).
     """
     from sklearn.metrics import roc_auc_score
 
@@ -50,6 +63,7 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
     mse = float(np.mean((np.asarray(value, np.float64) - np.asarray(label_value, np.float64)) ** 2))
     two_classes = np.unique(y).size == 2
     rows = []
+    boot: UserBootstrap | None = None
     for name, p in probs.items():
         p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
         row: dict[str, Any] = {"model": model, "calibrator": name, "split": split, **(extra or {}),
@@ -62,13 +76,71 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
             row.update(true_ece_mass=ece(p, pt, n_bins, "equal_mass"), true_ece_width=ece(p, pt, n_bins, "equal_width"),
                        true_brier=brier(p, pt), true_log_loss=log_loss(p, pt),
                        true_mae=float(np.mean(np.abs(p - pt))))
+        if users is not None:
+            boot = boot or UserBootstrap(users, n_boot, ci_seed)
+            row.update(_intervals(row, boot, p, y, np.asarray(value, np.float64), np.asarray(label_value, np.float64),
+                                  p_true, n_bins, two_classes))
         rows.append(row)
     return rows
 
 
+def _ece_columns(p: np.ndarray, t: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
+    """``(N, 2 * n_bins)``: per-bin ``p`` then per-bin ``t`` (zero outside the row's bin), bins of the full sample."""
+    ids = bin_ids(p, n_bins, strategy)  # type: ignore[arg-type]
+    out = np.zeros((p.size, 2 * n_bins))
+    out[np.arange(p.size), ids] = p
+    out[np.arange(p.size), n_bins + ids] = t
+    return out
+
+
+def _intervals(row: dict[str, Any], boot: UserBootstrap, p: np.ndarray, y: np.ndarray, value: np.ndarray,
+               label_value: np.ndarray, p_true: np.ndarray | None, n_bins: int,
+               two_classes: bool) -> dict[str, float]:
+    """``{metric/ci_low, metric/ci_high}`` for :data:`CI_METRICS` present in ``row``."""
+    pc = np.clip(p, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
+
+    def ll(t: np.ndarray) -> np.ndarray:
+        return -(t * np.log(pc) + (1.0 - t) * np.log1p(-pc))
+
+    targets = {"": y} if p_true is None else {"": y, "true_": np.asarray(p_true, dtype=np.float64)}
+    cols = [np.ones_like(p), (value - label_value) ** 2]
+    names = ["n", "mse"]
+    for pre, t in targets.items():
+        cols += [(p - t) ** 2, ll(t)]
+        names += [f"{pre}brier", f"{pre}log_loss"]
+        if pre:
+            cols.append(np.abs(p - t))
+            names.append("true_mae")
+    sums = boot.replicate_sums(np.stack(cols, axis=1))
+    n = sums[:, 0]
+    reps = {name: sums[:, i] / n for i, name in enumerate(names) if name != "n"}
+    reps["rmse"] = np.sqrt(reps["mse"])
+    for pre, t in targets.items():
+        for strategy, key in (("equal_mass", "ece_mass"), ("equal_width", "ece_width")):
+            s = boot.replicate_sums(_ece_columns(p, t, n_bins, strategy))
+            reps[f"{pre}{key}"] = np.abs(s[:, :n_bins] - s[:, n_bins:]).sum(axis=1) / n
+    if two_classes:
+        order, ties = sorted_ties(p)
+        reps["auc"] = np.array([weighted_auc(order, ties, y, boot.row_weights(b)) for b in range(boot.n_boot)])
+    out: dict[str, float] = {}
+    for key in CI_METRICS:
+        if key in row and key in reps:
+            iv = percentile_interval(float(row[key]), reps[key], n=boot.n_users)
+            out[f"{key}/ci_low"], out[f"{key}/ci_high"] = iv.low, iv.high
+    return out
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """:data:`COLUMNS` present in any row, each followed by its ``/ci_low``, ``/ci_high`` when present."""
+    cols = []
+    for c in COLUMNS:
+        cols += [k for k in (c, f"{c}/ci_low", f"{c}/ci_high") if any(k in r for r in rows)]
+    return cols
+
+
 def write_csv(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """``metrics.csv`` with :data:`COLUMNS` present in any row (missing values empty)."""
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    """``metrics.csv`` with :data:`COLUMNS` (and their interval columns) present in any row (missing values empty)."""
+    cols = _columns(rows)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
@@ -80,16 +152,21 @@ def to_markdown(rows: list[dict[str, Any]], title: str = "Ranking metrics") -> s
     """A Markdown table of ``rows`` (floats with 4 decimals) with a one-line legend."""
     cols = [c for c in COLUMNS if any(c in r for r in rows)]
 
-    def fmt(v: Any) -> str:
-        return f"{v:.4f}" if isinstance(v, float) else str(v)
+    def fmt(r: dict[str, Any], c: str) -> str:
+        v = r.get(c, "")
+        if not isinstance(v, float):
+            return str(v)
+        lo, hi = r.get(f"{c}/ci_low"), r.get(f"{c}/ci_high")
+        return f"{v:.4f} [{lo:.4f}, {hi:.4f}]" if isinstance(lo, float) and isinstance(hi, float) else f"{v:.4f}"
 
     lines = [f"# {title}", "",
              "auc: click ROC-AUC; mse/rmse: value tower vs log1p(watch_ratio); ece_mass/ece_width: 15-bin ECE "
              "(equal-mass / equal-width bins), brier, log_loss: vs observed clicks; true_*: the same vs the "
              "simulator's true p(click). calibrator: raw sigmoid, analytic down-sampling correction, Platt, isotonic "
-             "(fitted on validation); serving=1: the one chosen on validation for serving.", "",
+             "(fitted on validation); serving=1: the one chosen on validation for serving. [low, high]: 95% bootstrap "
+             "interval over users.", "",
              "| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r, c) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -39,3 +39,43 @@ def test_true_click_prob_matches_dense_lookup() -> None:
     u, v = rng.choice(users, 200), rng.choice(items, 200)
     oracle = lambda uu, vv: table[np.ix_(uu, vv)]  # noqa: E731 - (U, I) block like GroundTruth.p_click
     np.testing.assert_array_equal(true_click_prob(oracle, u, v, chunk_users=3), table[u, v])
+
+
+def test_intervals_are_a_bootstrap_over_users_known_by_brute_force() -> None:
+    """The fast replicate sums equal resampling whole users by hand (same draws), for Brier, ECE and AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    from graphrec_ray.calibration.metrics import bin_ids
+    from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, sorted_ties, weighted_auc
+
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(40), rng.integers(3, 9, 40))
+    logit = rng.normal(size=users.size) + rng.normal(size=40)[users]
+    y = (rng.random(users.size) < sigmoid(logit)).astype(float)
+    p = sigmoid(logit)
+    rows = metrics_rows("mmoe", "test", logit, p, y, y, {"raw": p}, n_bins=4, users=users, n_boot=50)
+    (row,) = rows
+    boot = UserBootstrap(users, 50, seed=0)
+    mass_ids = bin_ids(p, 4, "equal_mass")  # bins of the full sample, kept in every replicate
+    briers, eces, aucs = [], [], []
+    order, ties = sorted_ties(p)
+    for b in range(50):
+        w = boot.row_weights(b)
+        briers.append(np.sum(w * (p - y) ** 2) / w.sum())
+        eces.append(sum(abs(np.sum(w[mass_ids == k] * (p - y)[mass_ids == k])) for k in range(4)) / w.sum())
+        aucs.append(roc_auc_score(y, p, sample_weight=w))
+        assert weighted_auc(order, ties, y, w) == pytest.approx(aucs[-1])
+    for key, reps in (("brier", briers), ("ece_mass", eces), ("auc", aucs)):
+        assert (row[f"{key}/ci_low"], row[f"{key}/ci_high"]) == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])))
+        assert row[f"{key}/ci_low"] <= row[key] <= row[f"{key}/ci_high"]
+    assert "true_mae/ci_low" not in row  # no truth given, no true_* columns
+
+
+def test_weighted_auc_counts_ties_as_half() -> None:
+    from graphrec_ray.evaluation.cluster_bootstrap import sorted_ties, weighted_auc
+
+    s = np.array([0.5, 0.5, 0.2, 0.9])
+    y = np.array([1.0, 0.0, 0.0, 1.0])
+    order, ties = sorted_ties(s)
+    # pairs (pos, neg): (0.5, 0.5) tie = 0.5, (0.5, 0.2) = 1, (0.9, 0.5) = 1, (0.9, 0.2) = 1 -> 3.5 / 4
+    assert weighted_auc(order, ties, y, np.ones(4)) == pytest.approx(3.5 / 4)
