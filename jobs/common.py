@@ -184,6 +184,15 @@ def pipeline_run(run_name: str, params: dict[str, Any], experiment: str = "pipel
         client.set_terminated(run_id, status)
 
 
+def mlflow_metric_name(key: str) -> str:
+    """An MLflow-safe metric name: ``test/ndcg@10/ci_low`` -> ``test.ndcg_at_10.ci_low``.
+
+    MLflow's file store keeps a metric per file, so it cannot hold both ``x`` and ``x/ci_low``; SQLite can, but one
+    spelling everywhere keeps runs comparable across stores.
+    """
+    return key.replace("/", ".").replace("@", "_at_").replace(">=", "ge").replace(">", "gt")
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():

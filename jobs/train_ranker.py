@@ -56,7 +56,7 @@ from graphrec_ray.ranking.features import FeatureBuilder
 from graphrec_ray.ranking.train import (build_models, fit_input_norms, model_hparams, predict, train_epoch,
                                         validation_scores)
 from graphrec_ray.training import EarlyStopping
-from jobs.common import init_ray, load_stage_config, make_parser, mlflow_run
+from jobs.common import init_ray, load_stage_config, make_parser, mlflow_metric_name, mlflow_run
 
 DEFAULT_CONFIG = "configs/ranking.yaml"
 PREPARED = "prepared"
@@ -293,10 +293,10 @@ def _log_mlflow(cfg: RankingConfig, summary: dict[str, Any], out: Path, files: l
 
     with mlflow_run("ranking", "train-ranker", cfg, tags={"workers": str(cfg.trainer.num_workers)}):
         for step, h in enumerate(summary["history"]):
-            mlflow.log_metrics({k.replace("/", "_"): float(v) for k, v in h.items()}, step=step)
+            mlflow.log_metrics({mlflow_metric_name(k): float(v) for k, v in h.items()}, step=step)
         for r in summary["metrics"]:
-            mlflow.log_metrics({f"{r['model']}.{r['split']}.{r['calibrator']}.{k}": float(v) for k, v in r.items()
-                                if isinstance(v, (int, float)) and k != "n" and np.isfinite(v)})
+            mlflow.log_metrics({mlflow_metric_name(f"{r['model']}.{r['split']}.{r['calibrator']}.{k}"): float(v)
+                                for k, v in r.items() if isinstance(v, (int, float)) and k != "n" and np.isfinite(v)})
         mlflow.log_metrics({f"seconds_{k}": v for k, v in summary["seconds"].items()})
         for f in files:
             if f.endswith((".csv", ".md", ".png", ".json")):
