@@ -52,7 +52,7 @@ def validate_with_ray(caches: dict[str, RawCache], cfg: PreprocessConfig) -> dic
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map_batches(
         process_shards,
-        fn_kwargs=batch_kwargs(cfg),
+        fn_kwargs={"kwargs_by_source": [batch_kwargs(cfg, s) for s in SOURCES]},
         batch_format="pyarrow",
         batch_size=1,
         concurrency=cfg.ray_concurrency or None,

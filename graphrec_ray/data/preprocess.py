@@ -2,7 +2,13 @@
 
 ``raw KuaiRec CSVs -> (one-time string Parquet cache) -> validate + label per batch -> per source: canonical
 order, duplicate policy -> id maps (kept big + small rows) -> repeated-view policy -> temporal split of
-big_matrix -> item propensities from train -> Parquet files + manifest`` under ``run_dir/preprocess/``.
+big_matrix (per user by default, or global) -> item propensities from train -> Parquet files + manifest`` under
+``run_dir/preprocess/``.
+
+``small_matrix`` rows without time/date/timestamp stay in ``eval_small`` (``eval_keep_no_timestamp``; evaluation
+needs no time) and are counted. The manifest also reports, for the chosen split, how many evaluation users
+(val, test, eval_small) have no training row, and the side tables' quirks (malformed ``feat`` literals,
+unknown ``user_active_degree`` values, interaction videos missing from ``item_categories.csv``).
 
 The Ray Data job (``jobs/preprocess.py``) runs the per-batch step (:func:`process_batch`) in parallel with
 ``map_batches`` and then calls the same :func:`finalize`, so both paths write byte-identical files. This module
@@ -29,11 +35,13 @@ import pyarrow.parquet as pq
 from graphrec_ray.config import config_hash, to_dict
 from graphrec_ray.data.config import PreprocessConfig
 from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_order
+from graphrec_ray.data import kuairec as kr
 from graphrec_ray.data.kuairec import BIG_MATRIX, SMALL_MATRIX
 from graphrec_ray.data.labels import make_labels
 from graphrec_ray.data.propensity import item_counts, item_propensity
 from graphrec_ray.data.raw_cache import RawCache, ensure_cache, read_rows
-from graphrec_ray.data.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_by_hash, assign_by_time, temporal_cuts
+from graphrec_ray.data.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
+    temporal_cuts, users_without_training
 from graphrec_ray.data.validate import ALL_REASONS, EXACT_DUPLICATE, MALFORMED_ROW, VALIDATED, raw_json, \
     reason_names, validate_batch
 from graphrec_ray.errors import DataError
@@ -57,9 +65,14 @@ _PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 2
 
 
 # ------------------------------------------------------------------------------------------ per batch (parallel)
-def batch_kwargs(cfg: PreprocessConfig) -> dict[str, Any]:
-    """The plain values :func:`process_batch` needs from the config (what Ray ships to each task)."""
-    return {"allow_no_timestamp": cfg.allow_no_timestamp, "watch_ratio_max": cfg.watch_ratio_max,
+def batch_kwargs(cfg: PreprocessConfig, source: str | None = None) -> dict[str, Any]:
+    """The plain values :func:`process_batch` needs from the config (what Ray ships to each task).
+
+    With ``source == SMALL_MATRIX`` and ``cfg.eval_keep_no_timestamp`` (default), rows without a timestamp are
+    kept (the unbiased evaluation block needs no time); other sources follow ``cfg.allow_no_timestamp``.
+    """
+    keep_no_ts = cfg.allow_no_timestamp or (source == SMALL_MATRIX and cfg.eval_keep_no_timestamp)
+    return {"allow_no_timestamp": keep_no_ts, "watch_ratio_max": cfg.watch_ratio_max,
             "watch_ratio_tolerance": cfg.watch_ratio_tolerance, "click_threshold": cfg.click_threshold,
             "value_clip": cfg.value_clip}
 
@@ -122,13 +135,16 @@ def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
     return valid.select(LABELLED.names), quar.select(QUARANTINED.names)
 
 
-def process_shards(shards: pa.Table, **kwargs: Any) -> pa.Table:
+def process_shards(shards: pa.Table, kwargs_by_source: list[dict[str, Any]] | None = None,
+                   **kwargs: Any) -> pa.Table:
     """Read and :func:`process_batch` each cache shard listed in ``shards`` (``path:string, source_id:int``).
 
-    The ``map_batches`` function of the Ray Data job (one shard per call); ``kwargs`` as :func:`batch_kwargs`.
+    The ``map_batches`` function of the Ray Data job (one shard per call); ``kwargs`` as :func:`batch_kwargs`,
+    or per source (``kwargs_by_source[source_id]``, i.e. ``batch_kwargs(cfg, SOURCES[i])``) when given.
     Returns the :data:`WIDE` rows of all listed shards, tagged with ``source_id``.
     """
-    outs = [process_batch(pq.read_table(path), **kwargs, source_id=int(sid))
+    outs = [process_batch(pq.read_table(path), **(kwargs_by_source[int(sid)] if kwargs_by_source else kwargs),
+                          source_id=int(sid))
             for path, sid in zip(shards.column("path").to_pylist(), shards.column("source_id").to_pylist())]
     pa.default_memory_pool().release_unused()  # long-lived Ray workers: hand parse buffers back to the OS
     if not outs:
@@ -337,19 +353,29 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
     if n_ts == 0:
         raise DataError(f"{BIG_MATRIX}: no row has a timestamp; the temporal split needs them")
     ts = ts_col.slice(0, n_ts).to_numpy()
-    val_cut, test_cut = temporal_cuts(ts, cfg.train_frac, cfg.val_frac, cfg.split_by)
-    code = assign_by_time(ts, val_cut, test_cut)
+    val_cut: float | None = None
+    test_cut: float | None = None
+    if cfg.split == "global":
+        val_cut, test_cut = temporal_cuts(ts, cfg.train_frac, cfg.val_frac, cfg.split_by)
+        code = assign_by_time(ts, val_cut, test_cut)
+    else:
+        code = assign_per_user(big.column("user_idx").slice(0, n_ts).to_numpy(), ts, cfg.train_frac, cfg.val_frac,
+                               cfg.split_by, cfg.min_user_rows)
     no_ts = big.slice(n_ts)
     no_ts_code = assign_by_hash(no_ts.column("user_id").to_numpy(), no_ts.column("video_id").to_numpy(),
                                 cfg.seed, cfg.train_frac, cfg.val_frac)
     splits: dict[str, pa.Table] = {}
     for c, name in zip((TRAIN, VAL, TEST), SPLIT_NAMES):
-        lo, hi = np.searchsorted(code, [c, c + 1])  # codes are non-decreasing along sorted timestamps
-        part = [big.slice(int(lo), int(hi - lo))]
+        if cfg.split == "global":
+            lo, hi = np.searchsorted(code, [c, c + 1])  # codes are non-decreasing along sorted timestamps
+            part = [big.slice(int(lo), int(hi - lo))]
+        else:  # per user: a filter keeps the canonical (time) order within the split
+            part = [big.slice(0, n_ts).filter(pa.array(code == c))]
         if no_ts.num_rows:
             part.append(no_ts.filter(pa.array(no_ts_code == c)))
         splits[name] = _interactions(pa.concat_tables(part))
     splits["eval_small"] = _interactions(kept[SMALL_MATRIX].table)
+    split_doc = _split_doc(cfg, splits, code, val_cut, test_cut, big.column("user_idx").slice(0, n_ts).to_numpy())
     step()
 
     counts = item_counts(splits["train"].column("item_idx").to_numpy(), len(items))
@@ -408,10 +434,11 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
         "quarantine_reasons": {r: int(c) for r, c in sorted(
             Counter(quarantine_table.column("reason").to_pylist()).items())},
         "sources": sources_doc,
-        "split": {"by": cfg.split_by, "train_frac": cfg.train_frac, "val_frac": cfg.val_frac,
-                  "val_cut": val_cut, "test_cut": test_cut,
+        "split": {**split_doc,
                   "train_max_timestamp": float(train_ts.max()) if train_ts.size else None,
-                  "rows_without_timestamp": int(no_ts.num_rows)},
+                  "rows_without_timestamp": int(no_ts.num_rows),
+                  "eval_small_rows_without_timestamp": int(splits["eval_small"].column("timestamp").null_count)},
+        "side_tables": side_table_quirks(cfg.data_dir, items.raw_ids, splits),
         "propensity": {"min": float(prop.min()), "max": float(prop.max()),
                        "items_unseen_in_train": int((counts == 0).sum())},
         "policies": {"exact_duplicates": cfg.exact_duplicates, "repeated_views": cfg.repeated_views},
@@ -422,6 +449,81 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
     if bar is not None:
         bar.close()
     return {**extra, "config_hash": config_hash(cfg), "files": sorted(files)}
+
+
+def _split_doc(cfg: PreprocessConfig, splits: dict[str, pa.Table], code: np.ndarray, val_cut: float | None,
+               test_cut: float | None, user_idx: np.ndarray) -> dict[str, Any]:
+    """Manifest entry of the split: settings, cuts (global only) and evaluation users without training rows.
+
+    ``eval_users[name] = {"users": distinct users in the split, "without_train": of them, with no train row}``
+    for ``val``, ``test`` and ``eval_small`` (the issue-10 figure: a user without training history can only get
+    cold-start recommendations).
+    """
+    train_users = splits["train"].column("user_idx").to_numpy()
+    eval_users = {}
+    for name in ("val", "test", "eval_small"):
+        n, missing = users_without_training(train_users, splits[name].column("user_idx").to_numpy())
+        eval_users[name] = {"users": n, "without_train": missing}
+    doc: dict[str, Any] = {"kind": cfg.split, "by": cfg.split_by, "train_frac": cfg.train_frac,
+                           "val_frac": cfg.val_frac, "val_cut": val_cut, "test_cut": test_cut}
+    if cfg.split == "per_user":
+        held = np.unique(user_idx[code != TRAIN])
+        doc["min_user_rows"] = cfg.min_user_rows
+        doc["users_held_out"] = int(held.size)              # users with val/test rows (all have train rows)
+        doc["users_train_only"] = int(np.unique(user_idx).size - held.size)   # too few rows (or all tied)
+    doc["eval_users"] = eval_users
+    return doc
+
+
+#: ``user_active_degree`` levels of KuaiRec 2.0's user_features.csv; anything else (its literal "UNKNOWN",
+#: empty fields, other strings) is counted as unknown.
+KNOWN_ACTIVE_DEGREES: tuple[str, ...] = ("full_active", "high_active", "middle_active", "low_active")
+
+
+def side_table_quirks(data_dir: str | Path, video_ids: np.ndarray, splits: dict[str, pa.Table]) -> dict[str, Any]:
+    """Quirk counts of the side tables next to the interaction logs (a missing file is reported, not an error).
+
+    Args:
+        data_dir: the raw data folder.
+        video_ids: ``(n_items,)`` raw ids of the kept interaction videos (the item map).
+        splits: the written interaction tables (to count rows whose video has no categories).
+
+    Returns:
+        ``{"item_categories.csv": {"rows", "malformed_feat", "interaction_videos_missing",
+        "interaction_rows_missing"}, "user_features.csv": {"rows", "unknown_user_active_degree", "null_<col>"...},
+        "social_network.csv": {"rows", "malformed_friend_list"}}``; ``{"present": False}`` for an absent file.
+    """
+    d = Path(data_dir)
+
+    def item_categories() -> dict[str, Any]:
+        cats = kr.read_item_categories(d)
+        q = kr.quirk_counts(cats)
+        missing = np.setdiff1d(np.asarray(video_ids, dtype=np.int64), cats.column("video_id").to_numpy())
+        rows = sum(int(np.isin(t.column("video_id").to_numpy(), missing).sum()) for t in splits.values())
+        return {"rows": q.get("rows", cats.num_rows), "malformed_feat": q.get("malformed_feat", 0),
+                "interaction_videos_missing": int(missing.size), "interaction_rows_missing": rows}
+
+    def user_features() -> dict[str, Any]:
+        uf = kr.read_user_features(d)
+        q = dict(kr.quirk_counts(uf))
+        q["unknown_user_active_degree"] = sum(1 for v in uf.column("user_active_degree").to_pylist()
+                                              if v not in KNOWN_ACTIVE_DEGREES)
+        return dict(sorted(q.items()))
+
+    def social_network() -> dict[str, Any]:
+        return kr.quirk_counts(kr.read_social_network(d))
+
+    out: dict[str, Any] = {}
+    for name, read in ((kr.ITEM_CATEGORIES, item_categories), (kr.USER_FEATURES, user_features),
+                       (kr.SOCIAL_NETWORK, social_network)):
+        if not (d / name).is_file():
+            out[name] = {"present": False}
+            continue
+        try:
+            out[name] = read()
+        except DataError as exc:  # a broken side table is reported here; the ranking stage will refuse it
+            out[name] = {"error": str(exc)}
+    return out
 
 
 # ------------------------------------------------------------------------------------------ the plain pass
@@ -454,9 +556,9 @@ def preprocess_local(cfg: PreprocessConfig, out_dir: str | Path, progress: bool 
         The summary written to ``out_dir/manifest.json`` plus ``config_hash`` and ``files``.
     """
     caches = prepare_inputs(cfg, progress)
-    kwargs = batch_kwargs(cfg)
     parts: dict[str, SourceRows] = {}
     for source in SOURCES:
+        kwargs = batch_kwargs(cfg, source)
         cache = caches[source]
         shards: Iterable[Path] = cache.shards
         if progress:

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -72,7 +73,9 @@ def test_counts_quarantine_and_accounting(data_dir: Path, tmp_path: Path) -> Non
     assert big["quarantine_reasons"] == {r: 1 for _, r in BIG_BAD.values()}
     assert big["rows_removed_by_policy"] == {"exact_duplicates": 1}
     assert big["rows_kept"] == 22  # 20 clean + repeated view + outlier
-    assert small["quarantine_reasons"] == {"missing_timestamp": 1} and small["rows_kept"] == 6
+    # issue 10: the small_matrix row without time stays in eval_small (counted), no longer quarantined
+    assert small["quarantine_reasons"] == {} and small["rows_kept"] == 7
+    assert small["quirks"]["kept_without_timestamp"] == 1 and s["split"]["eval_small_rows_without_timestamp"] == 1
     for src in (big, small):  # rows in = kept + quarantined + removed by policy
         assert src["rows_in"] == src["rows_kept"] + src["rows_quarantined"] + sum(src["rows_removed_by_policy"].values())
     assert big["quirks"]["exact_duplicate_rows"] == 1
@@ -87,24 +90,24 @@ def test_counts_quarantine_and_accounting(data_dir: Path, tmp_path: Path) -> Non
     rows = q.to_pylist()
     got = {(r["source"], r["row_number"]): r["reason"] for r in rows}
     want = {("big_matrix.csv", i): reason for i, (_, reason) in BIG_BAD.items()}
-    want[("small_matrix.csv", 6)] = "missing_timestamp"
     assert got == want
     by_row = {r["row_number"]: r for r in rows if r["source"] == "big_matrix.csv"}
     assert json.loads(by_row[20]["raw"]) == dict(zip(HEADER.split(","), "5,99,abc,1000,,,,".split(",")))
     assert json.loads(by_row[25]["raw"]) == {"line": "5,99,100"}
     m = read_manifest(out)
-    assert m["rows"] == {"train": 17, "val": 2, "test": 3, "eval_small": 6, "quarantine": 8}
+    # default per-user split: users 1-4 have 5-7 rows (< min_user_rows 10), so all stay in training
+    assert m["rows"] == {"train": 22, "val": 0, "test": 0, "eval_small": 7, "quarantine": 7}
     assert verify_manifest(out) == []
 
 
 def test_labels_split_and_schemas(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run" / "preprocess"
-    run(data_dir, out)
+    run(data_dir, out, split="global")  # the global cut: these few users are too small for per-user cuts
     splits = {n: read(out, n) for n in ("train", "val", "test", "eval_small")}
     for t in splits.values():
         assert t.schema.equals(INTERACTIONS)
-        ts = t.column("timestamp").to_numpy()
-        assert (np.diff(ts) >= 0).all()  # sorted by time
+        ts = t.column("timestamp").drop_null().to_numpy()
+        assert (np.diff(ts) >= 0).all()  # sorted by time (rows without time last)
         wr = t.column("watch_ratio").to_numpy()
         assert t.column("label_click").to_pylist() == (wr >= 0.5).astype(int).tolist()
         np.testing.assert_allclose(t.column("label_value").to_numpy(), np.log1p(np.minimum(wr, 5.0)), rtol=1e-6)
@@ -113,7 +116,7 @@ def test_labels_split_and_schemas(data_dir: Path, tmp_path: Path) -> None:
     assert tr.size + va.size + te.size == 22
     outlier = splits["test"].to_pylist()[-1]
     assert outlier["watch_ratio"] == 8.0 and outlier["label_value"] == pytest.approx(np.log1p(5.0))
-    assert splits["eval_small"].column("date").to_pylist() == [20200705] * 6  # "20200705.0" parsed
+    assert splits["eval_small"].column("date").to_pylist() == [20200705] * 6 + [None]  # "20200705.0" parsed
 
 
 def test_id_maps_and_propensities(data_dir: Path, tmp_path: Path) -> None:
@@ -211,3 +214,89 @@ def test_ray_side_functions_without_ray(data_dir: Path, tmp_path: Path) -> None:
     v, q = split_wide(both)
     assert v.num_rows == 2 * v0.num_rows and q.num_rows == 2 * q0.num_rows
     assert q.column("reason").null_count == 0 and v.column("row_number").to_pylist() == [16, 17, 18, 19] * 2
+
+
+# ------------------------------------------------------------------------------------------- issue 10
+def _late_user_data(root: Path) -> Path:
+    """Users 1-3: 20 views each early in the log; user 4: 10 views, all after them (active only late).
+    small_matrix: users 1 and 4, one of user 4's rows without time."""
+    d = root / "late"
+    early = [(u, 10 + k % 6, 500, 1000, T0 + 60 * (20 * (u - 1) + k)) for u in (1, 2, 3) for k in range(20)]
+    late = [(4, 10 + k % 6, 500, 1000, T0 + 60 * (60 + k)) for k in range(10)]
+    write(d / "big_matrix.csv", [line(*r) for r in early + late])
+    small = [line(u, v, 600, 1000, T0 + 9000 + v, date_float=True) for u in (1, 4) for v in (20, 21)]
+    write(d / "small_matrix.csv", small + [line(4, 22, 600, 1000, None)])
+    return d
+
+
+@pytest.mark.parametrize("split", ["per_user", "global"])
+def test_split_choice_and_eval_users_without_training(split: str, tmp_path: Path) -> None:
+    """Issue 10: the global cut leaves a late-only user without training rows; the per-user split (default) does
+    not, and no val/test row of a user precedes that user's training rows. The manifest counts both."""
+    d = _late_user_data(tmp_path)
+    out = tmp_path / split / "preprocess"
+    s = run(d, out, **({} if split == "per_user" else {"split": "global"}))
+    assert s["config"]["split"] == split
+    t = {n: read(out, n).to_pandas() for n in ("train", "val", "test", "eval_small")}
+    ev = s["split"]["eval_users"]
+    assert ev["eval_small"] == {"users": 2, "without_train": 0 if split == "per_user" else 1}
+    assert s["split"]["eval_small_rows_without_timestamp"] == 1 and len(t["eval_small"]) == 5
+    if split == "global":
+        assert 4 not in set(t["train"]["user_id"]) and s["split"]["val_cut"] is not None
+        assert ev["test"]["without_train"] == ev["test"]["users"] == 1          # only user 4 is in test
+        return
+    assert s["split"]["val_cut"] is None and s["split"]["users_held_out"] == 4
+    for u in (1, 2, 3, 4):                                                   # 80/10/10 of each user's rows
+        rows = [(t[n]["user_id"] == u).sum() for n in ("train", "val", "test")]
+        assert rows == ([16, 2, 2] if u < 4 else [8, 1, 1]), u
+        tr = t["train"].loc[t["train"]["user_id"] == u, "timestamp"]
+        held = pd.concat([t[n].loc[t[n]["user_id"] == u, "timestamp"] for n in ("val", "test")])
+        assert tr.max() < held.min()
+    assert ev["val"] == ev["test"] == {"users": 4, "without_train": 0}
+    for n in ("train", "val", "test"):                                       # canonical (time) order kept
+        assert t[n]["timestamp"].is_monotonic_increasing
+
+
+def test_small_matrix_rows_without_time_quarantined_when_asked(data_dir: Path, tmp_path: Path) -> None:
+    s = run(data_dir, tmp_path / "q" / "preprocess", eval_keep_no_timestamp=False)
+    small = s["sources"]["small_matrix.csv"]
+    assert small["quarantine_reasons"] == {"missing_timestamp": 1} and small["rows_kept"] == 6
+    assert s["split"]["eval_small_rows_without_timestamp"] == 0
+
+
+def test_side_table_quirks_in_manifest(tmp_path: Path) -> None:
+    """Malformed feat literals, unknown user_active_degree values and interaction videos missing from
+    item_categories.csv are counted in the manifest (they were counted by the readers and reported nowhere)."""
+    import csv
+
+    from graphrec_ray.data.simulator import SimulatorConfig, simulate
+
+    d = tmp_path / "sim"
+    simulate(SimulatorConfig(preset="tiny", seed=4), d, progress=False)
+    cats = (d / "item_categories.csv").read_text().splitlines()
+    # drop videos 0 and 1 from item_categories, break the feat literal of video 2
+    kept = [cats[0]] + [ln for ln in cats[1:] if int(ln.split(",")[0]) not in (0, 1)]
+    kept = [ln if not ln.startswith("2,") else '2,"[3, x]"' for ln in kept]
+    (d / "item_categories.csv").write_text("\n".join(kept) + "\n")
+    with open(d / "user_features.csv") as f:
+        users = list(csv.reader(f))
+    users[1][1], users[2][1] = "weird_active", ""                               # two unknown levels
+    with open(d / "user_features.csv", "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(users)
+    want_unknown = sum(r[1] not in ("full_active", "high_active", "middle_active", "low_active") for r in users[1:])
+    s = run(d, tmp_path / "run" / "preprocess")
+    side = read_manifest(tmp_path / "run" / "preprocess")["side_tables"]
+    assert side == s["side_tables"]
+    ic = side["item_categories.csv"]
+    assert ic["malformed_feat"] == 1 and ic["interaction_videos_missing"] == 2 and ic["rows"] == len(kept) - 1
+    rows = sum(int(read(tmp_path / "run" / "preprocess", n).to_pandas()["video_id"].isin([0, 1]).sum())
+               for n in ("train", "val", "test", "eval_small"))
+    assert ic["interaction_rows_missing"] == rows > 0
+    assert side["user_features.csv"]["unknown_user_active_degree"] == want_unknown >= 2
+    assert side["social_network.csv"]["malformed_friend_list"] == 0
+
+
+def test_missing_side_tables_are_reported_not_fatal(data_dir: Path, tmp_path: Path) -> None:
+    s = run(data_dir, tmp_path / "m" / "preprocess")
+    assert s["side_tables"]["item_categories.csv"] == {"present": False}
+    assert s["side_tables"]["user_features.csv"] == {"present": False}

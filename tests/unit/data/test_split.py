@@ -1,11 +1,12 @@
-"""Temporal split: cut rules, ties at a cut, no leakage; deterministic hash fallback."""
+"""Temporal split: cut rules, ties at a cut, no leakage (globally and per user); deterministic hash fallback."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from graphrec_ray.data.split import TEST, TRAIN, VAL, assign_by_hash, assign_by_time, temporal_cuts
+from graphrec_ray.data.split import TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
+    temporal_cuts, users_without_training
 
 
 def test_row_quantile_cuts_known_answer() -> None:
@@ -61,3 +62,56 @@ def test_hash_fallback_is_deterministic_pairwise_and_near_the_fractions() -> Non
 def test_empty_input_is_an_error() -> None:
     with pytest.raises(ValueError):
         temporal_cuts(np.array([]))
+
+
+# ------------------------------------------------------------------------------------------- per user (issue 10)
+def test_per_user_known_answer_and_few_row_users_stay_in_training() -> None:
+    # user 7: 10 rows -> 8 train, 1 val, 1 test (its own last 20%); user 8: 3 rows < min_user_rows -> all train
+    user = np.array([8, 7] * 3 + [7] * 7)
+    ts = np.array([100, 0, 101, 1, 102, 2, 3, 4, 5, 6, 7, 8, 9], dtype=np.float64)   # shuffled users, any order
+    codes = assign_per_user(user, ts, 0.8, 0.1, "rows", min_user_rows=10)
+    assert codes[user == 8].tolist() == [TRAIN] * 3
+    assert codes[user == 7].tolist() == [TRAIN] * 8 + [VAL, TEST]
+    # with the global split user 8, active only late, has no training row at all
+    assert TRAIN not in assign_by_time(ts, *temporal_cuts(np.sort(ts), 0.8, 0.1))[user == 8].tolist()
+
+
+@pytest.mark.parametrize("by", ["rows", "time"])
+def test_per_user_no_leakage_within_a_user_and_every_held_out_user_has_training(by: str) -> None:
+    """Per user: every val/test timestamp is strictly after all of that user's training timestamps (ties too),
+    and no user with enough rows lacks training history."""
+    rng = np.random.default_rng(2)
+    n_users = 300
+    rows = rng.integers(1, 60, n_users)                              # 1..59 rows per user
+    user = np.repeat(np.arange(n_users), rows)
+    start = rng.uniform(0, 5e6, n_users)                             # users active in different periods
+    ts = np.round(start[user] + rng.exponential(2e4, user.size), -2)  # rounded: many ties within a user
+    perm = rng.permutation(user.size)
+    user, ts = user[perm], ts[perm]
+    codes = assign_per_user(user, ts, 0.8, 0.1, by, min_user_rows=10)
+    for u in range(n_users):
+        c, t = codes[user == u], ts[user == u]
+        if rows[u] < 10:
+            assert (c == TRAIN).all()
+            continue
+        assert (c == TRAIN).any()                                    # training history for every such user
+        if (c != TRAIN).any():
+            assert t[c == TRAIN].max() < t[c != TRAIN].min()
+        if (c == VAL).any() and (c == TEST).any():
+            assert t[c == VAL].max() < t[c == TEST].min()
+    held = np.unique(user[codes != TRAIN])
+    assert held.size > 0.6 * (rows >= 10).sum()                      # most users with enough rows are evaluated
+    if by == "rows":                                                 # shares near 80/10/10 over all rows
+        np.testing.assert_allclose(np.bincount(codes, minlength=3) / codes.size, [0.8, 0.1, 0.1], atol=0.04)
+
+
+def test_per_user_all_rows_tied_stay_in_training() -> None:
+    """Regression: a user whose rows share one timestamp would get val/test rows and no training row."""
+    user, ts = np.zeros(12, dtype=np.int64), np.full(12, 5.0)
+    assert (assign_per_user(user, ts, 0.8, 0.1, "rows", 10) == TRAIN).all()
+    assert (assign_per_user(user, ts, 0.8, 0.1, "time", 10) == TRAIN).all()
+
+
+def test_users_without_training_counts_distinct_users() -> None:
+    assert users_without_training(np.array([1, 1, 2]), np.array([2, 3, 3, 4])) == (3, 2)
+    assert users_without_training(np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == (0, 0)
