@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-ranker": ("jobs.train_ranker", "train the MMoE ranker on Ray Train and calibrate it"),
     "serve": ("jobs.serve", "start the Ray Serve application for a run directory"),
     "demo": ("jobs.pipeline", "run the whole pipeline on the embedded default (simulator data)"),
+    "report": ("graphrec_ray.evaluation.report", "results table and calibration curve from a run's artifacts"),
     "ope": ("jobs.ope", "off-policy estimators (IPS..Cascade-DR) checked against the simulator's true policy values"),
     "pareto": ("tune.pareto", "Ray Tune sweep of the reranking weights: Pareto front, knee, pick a setting to serve"),
 }
