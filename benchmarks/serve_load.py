@@ -1,28 +1,32 @@
-"""Load test of the Serve graph over HTTP on loopback, side by side with a no-op graph and a plain process.
+"""Load test of both Serve topologies over HTTP on loopback, paired with a plain process and a no-op graph.
 
-Variants:
+Variants (``outputs/serve_latency.csv``, columns variant, concurrency, p50_ms, p95_ms, p99_ms, rps, failures):
 
-* ``full``: the real graph (Ingress -> Retrieval -> Ranking -> Reranking) from ``serve_app.app.build_graph``;
-* ``noop``: a graph of the same shape whose deployments do nothing (the Serve overhead floor, the baseline);
-* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.pipeline.recommend``).
+* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.pipeline.recommend``),
+  the baseline of the collocated topology;
+* ``collocated``: ``serve_app.app.build_graph`` with ``topology=collocated`` (ServeConfig's replicas/CPUs);
+  ``collocated_1r``: the same with one replica (how the default replica count was chosen);
+* ``graph``: ``topology=graph`` (Ingress -> Retrieval -> Ranking -> Reranking);
+* ``noop``: a graph of the same shape whose deployments do nothing (the Serve overhead floor of ``graph``).
 
 The Serve variants run in groups, one local Ray cluster (a child process) per group, each with its own Serve
-settings: ``default`` (our configuration), ``throughput`` (``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``: gRPC between
-replicas, direct ingress, user code and router on the replica's main loop) and ``grpc``
-(``RAY_SERVE_USE_GRPC_BY_DEFAULT=1`` only). Within a group, ``noop`` and ``full`` are two applications of the
-SAME cluster (route prefixes ``/noop`` and ``/full``) and the load alternates between them in short blocks
-(``plain`` joins the ``default`` group from its own process), so every ratio is a paired comparison: a busy
-neighbour or a CPU clock change on a shared VM hits baseline and variant alike.
+settings: ``default`` (our configuration) and ``throughput`` (``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``); ``grpc``
+(``RAY_SERVE_USE_GRPC_BY_DEFAULT=1``) on request. Within a group every variant is an application of the SAME
+cluster (route prefixes ``/noop``, ``/graph``, ``/collocated``...; ``plain`` joins the ``default`` group from its
+own process) and the load alternates between them in short blocks, so every ratio is paired: a busy neighbour or
+a CPU clock change hits baseline and variant alike. Ratios carry 95% intervals from a bootstrap over the paired
+blocks (the block is the sampling unit).
 
 Bounded load: ``--requests`` requests per variant (after a warm-up) from ``--concurrency`` keep-alive
-connections, users cycling through known ids plus ~5% unknown (cold start). Reports p50/p95/p99 latency and
-requests/s, and the ratios against ``noop`` of the same group (goals from issue 5: full p50 <= 1.3x noop,
-throughput >= 0.7x noop, p99 <= 25 ms).
+connections, users cycling through known ids plus ~5% unknown (cold start). Goals (issue 12, 2 cores, quiet
+machine): collocated p50 <= 2x plain and p99 <= 15 ms at c=1; collocated throughput at c=8 >= 0.5x plain;
+graph p50 <= 1.3x noop.
 
-    python benchmarks/serve_load.py                       # synthetic KuaiRec-size run dir, all groups
-    python benchmarks/serve_load.py --run-dir runs/demo   # a real pipeline run (RankerBundle)
+    python benchmarks/serve_load.py --run-dir runs/demo --requests 300   # a real pipeline run (RankerBundle)
+    python benchmarks/serve_load.py                                      # synthetic KuaiRec-size run dir
 
-Writes ``outputs/serve_load.json``. Each group's cluster is ``ray.init(num_cpus=4)`` (logical CPUs).
+Writes ``outputs/serve_latency.csv`` and ``outputs/serve_load.json`` (ratios with intervals). Each group's
+cluster is ``ray.init(num_cpus=4)`` (logical CPUs).
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ GROUPS = {
     "throughput": {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     "grpc": {"RAY_SERVE_USE_GRPC_BY_DEFAULT": "1"},
 }
+# route prefix -> ServeConfig overrides of that Serve application (noop is built separately)
+SERVE_VARIANTS = {"collocated": ["topology=collocated"], "graph": ["topology=graph"],
+                  "collocated_1r": ["topology=collocated", "collocated.num_replicas=1"]}
 EMBEDDED_RANKER = "graphrec_ray.serving.baseline_ranker:EmbeddingRanker.load"
 
 
@@ -112,8 +119,8 @@ def _noop_app() -> Any:
 
 
 def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
-    """Serve ``group`` on ``port`` (``plain``: one uvicorn process; else ``/noop`` and ``/full`` on one Ray
-    cluster); print READY; stop when stdin closes."""
+    """Serve ``group`` on ``port`` (``plain``: one uvicorn process; else ``/noop`` and every entry of
+    :data:`SERVE_VARIANTS` as applications of one Ray cluster); print READY; stop when stdin closes."""
     from graphrec_ray.config import load_config
     from graphrec_ray.serving.config import ServeConfig
 
@@ -138,7 +145,10 @@ def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(_noop_app(), name="noop", route_prefix="/noop")
-        serve.run(build_graph(cfg, run_dir), name="full", route_prefix="/full")
+        variants = [v for v in SERVE_VARIANTS if group == "default" or v != "collocated_1r"]
+        for name in variants:
+            vcfg = load_config(ServeConfig, ROOT / "configs/serve.yaml", [*overrides, *SERVE_VARIANTS[name]])
+            serve.run(build_graph(vcfg, run_dir), name=name, route_prefix=f"/{name}")
         _ready_when_listening(port)
         stop.wait()
     finally:
@@ -234,27 +244,51 @@ def load(port: int, paths: list[str], n: int, concurrency: int) -> tuple[list[fl
 
 def interleaved(targets: dict[str, tuple[int, str]], paths: list[str], n: int, concurrency: int,
                 block: int) -> dict[str, dict[str, Any]]:
-    """``n`` requests per target in alternating blocks of ``block``; per target p50/p95/p99 (ms) and req/s.
+    """``n`` requests per target in alternating blocks of ``block``; per target p50/p95/p99 (ms), req/s and the
+    per-block latencies (s) and wall times (s) for paired intervals.
 
     ``targets`` maps a variant name to ``(port, path prefix)``; each block replays the next slice of ``paths``.
     """
     for port, prefix in targets.values():  # warm-up: replicas, connections, caches
         load(port, [prefix + p for p in paths[:200]], min(200, n), concurrency)
-    acc: dict[str, tuple[list[float], list[int], list[float]]] = {v: ([], [], []) for v in targets}
+    acc: dict[str, tuple[list[list[float]], list[int], list[float]]] = {v: ([], [], []) for v in targets}
     for start in range(0, n, block):
         chunk = [paths[(start + i) % len(paths)] for i in range(min(block, n - start))]
         for v, (port, prefix) in targets.items():
             lat, status, wall = load(port, [prefix + p for p in chunk], len(chunk), concurrency)
-            acc[v][0].extend(lat)
+            acc[v][0].append(lat)
             acc[v][1].extend(status)
             acc[v][2].append(wall)
     out = {}
-    for v, (lat, status, walls) in acc.items():
-        ms = np.asarray(lat) * 1e3
-        out[v] = {"requests": len(lat), "errors": int(sum(s != 200 for s in status)),
+    for v, (blocks, status, walls) in acc.items():
+        ms = np.concatenate(blocks) * 1e3
+        out[v] = {"requests": int(ms.size), "errors": int(sum(s != 200 for s in status)),
                   "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-                  "p99_ms": float(np.percentile(ms, 99)), "rps": len(lat) / sum(walls)}
+                  "p99_ms": float(np.percentile(ms, 99)), "rps": ms.size / sum(walls),
+                  "blocks": [list(b) for b in blocks], "walls": walls}
     return out
+
+
+def paired_ratio(a: dict[str, Any], b: dict[str, Any], stat: str, n_boot: int = 1000, seed: int = 0) -> Any:
+    """Ratio ``stat(a) / stat(b)`` (``p50``, ``p99`` or ``rps``) with a 95% interval over paired blocks.
+
+    Block ``i`` of ``a`` and of ``b`` ran back to back, so blocks are resampled together.
+    """
+    from graphrec_ray.evaluation.stats import Interval, bootstrap_ratio
+
+    if stat == "rps":  # rps_a / rps_b = sum(wall_b) / sum(wall_a) for equal block sizes
+        return bootstrap_ratio(np.asarray(b["walls"]), np.asarray(a["walls"]), seed=seed)
+    q = {"p50": 50, "p99": 99}[stat]
+    ba, bb = [np.asarray(x) for x in a["blocks"]], [np.asarray(x) for x in b["blocks"]]
+    est = float(np.percentile(np.concatenate(ba), q) / np.percentile(np.concatenate(bb), q))
+    rng = np.random.default_rng(seed)
+    boot = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, len(ba), len(ba))
+        boot[i] = (np.percentile(np.concatenate([ba[j] for j in idx]), q)
+                   / np.percentile(np.concatenate([bb[j] for j in idx]), q))
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return Interval(est, float(lo), float(hi), 0.95, len(ba))
 
 
 @contextmanager
@@ -285,10 +319,11 @@ def server(group: str, run_dir: Path, args: argparse.Namespace) -> Iterator[int]
 
 
 def run_group(group: str, run_dir: Path, paths: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """Results of ``noop`` and ``full`` in ``group`` (plus ``plain`` with ``default``), per concurrency level."""
+    """Results of every variant in ``group`` (plus ``plain`` with ``default``), per concurrency level."""
     with ExitStack() as stack:
         port = stack.enter_context(server(group, run_dir, args))
-        targets = {"noop": (port, "/noop"), "full": (port, "/full")}
+        names = ["noop", *(v for v in SERVE_VARIANTS if group == "default" or v != "collocated_1r")]
+        targets = {v: (port, f"/{v}") for v in names}
         if group == "default" and not args.no_plain:
             targets["plain"] = (stack.enter_context(server("plain", run_dir, args)), "")
         return {f"c{c}": interleaved(targets, paths, args.requests, c, args.block * c) for c in args.concurrency}
@@ -297,13 +332,14 @@ def run_group(group: str, run_dir: Path, paths: list[str], args: argparse.Namesp
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run-dir", default=None, help="run directory (default: a synthetic KuaiRec-size one)")
-    p.add_argument("--groups", nargs="+", default=list(GROUPS), choices=list(GROUPS))
+    p.add_argument("--groups", nargs="+", default=["default", "throughput"], choices=list(GROUPS))
     p.add_argument("--no-plain", action="store_true", help="skip the one-process FastAPI variant")
     p.add_argument("--requests", type=int, default=1500, help="requests per variant and concurrency level")
     p.add_argument("--block", type=int, default=25, help="requests per connection in each alternating block")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8], help="client connections (each level)")
     p.add_argument("--seen-per-user", type=int, default=300, help="synthetic run dir: seen items per user")
     p.add_argument("--out", default="outputs/serve_load.json")
+    p.add_argument("--csv", default="outputs/serve_latency.csv", help="the figures the results report reads")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="ServeConfig key=value overrides for full/plain")
@@ -359,29 +395,57 @@ def _run_all(args: argparse.Namespace) -> tuple[dict[str, Any], argparse.Namespa
 
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
-    ratios: dict[str, Any] = {}
-    for c in args.concurrency:
-        print(f"\nratios against the no-op graph of the same group (paired; concurrency {c}, "
-              f"{args.requests} requests each):")
-        for g, res in results.items():
-            base = res[f"c{c}"]["noop"]
+    rows, ratios = [], {}
+    for g, res in results.items():
+        for c in args.concurrency:
             for v, r in res[f"c{c}"].items():
-                if v == "noop":
-                    continue
-                ratios[f"{g}/{v}@c{c}"] = {"p50_ratio": r["p50_ms"] / base["p50_ms"], "rps_ratio": r["rps"] / base["rps"],
-                                           "p99_ms": r["p99_ms"]}
-                print(f"  {g + '/' + v:<18} p50 {r['p50_ms'] / base['p50_ms']:.2f}x   throughput "
-                      f"{r['rps'] / base['rps']:.2f}x   p99 {r['p99_ms']:.1f} ms")
-        if "default" in results:
-            f, n = results["default"][f"c{c}"]["full"], results["default"][f"c{c}"]["noop"]
-            print(f"  goals for default/full: p50 {f['p50_ms'] / n['p50_ms']:.2f}x noop (<= 1.3), throughput "
-                  f"{f['rps'] / n['rps']:.2f}x noop (>= 0.7), p99 {f['p99_ms']:.1f} ms (<= 25)")
+                rows.append({"variant": v if g == "default" else f"{g}:{v}", "concurrency": c,
+                             "p50_ms": r["p50_ms"], "p95_ms": r["p95_ms"], "p99_ms": r["p99_ms"], "rps": r["rps"],
+                             "failures": r["errors"]})
+    for c in args.concurrency:
+        print(f"\npaired ratios, concurrency {c} ({args.requests} requests per variant, 95% intervals over blocks):")
+        for g, res in results.items():
+            level = res[f"c{c}"]
+            pairs = [(v, "noop") for v in level if v not in ("noop", "plain")]
+            if "plain" in level:
+                pairs += [(v, "plain") for v in level if v.startswith("collocated")]
+            for v, base in pairs:
+                key = f"{g}:{v}/{base}@c{c}"
+                ratios[key] = {}
+                for stat in ("p50", "p99", "rps"):
+                    iv = paired_ratio(level[v], level[base], stat)
+                    ratios[key].update(iv.as_dict(f"{stat}_ratio"))
+                print(f"  {g + ':' + v + ' / ' + base:<34} p50 {_fmt(ratios[key], 'p50')}  p99 "
+                      f"{_fmt(ratios[key], 'p99')}  throughput {_fmt(ratios[key], 'rps')}")
+    if "default" in results and "plain" in results["default"][f"c{args.concurrency[0]}"]:
+        d = results["default"]
+        print("\ngoals (issue 12; 2 cores, quiet machine):")
+        if "c1" in d:
+            k = "default:collocated/plain@c1"
+            print(f"  c=1 collocated p50 {ratios[k]['p50_ratio']:.2f}x plain (<= 2), p99 "
+                  f"{d['c1']['collocated']['p99_ms']:.1f} ms (<= 15)")
+            print(f"  c=1 graph p50 {ratios['default:graph/noop@c1']['p50_ratio']:.2f}x noop (<= 1.3)")
+        if "c8" in d:
+            print(f"  c=8 collocated throughput {ratios['default:collocated/plain@c8']['rps_ratio']:.2f}x plain "
+                  f"(>= 0.5)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    slim = {g: {c: {v: {k: x for k, x in r.items() if k not in ("blocks", "walls")} for v, r in lv.items()}
+                for c, lv in res.items()} for g, res in results.items()}
     out.write_text(json.dumps({"concurrency": args.concurrency, "requests": args.requests, "block": args.block,
-                               "run_dir": str(args.run_dir or "synthetic"), "results": results,
+                               "run_dir": str(args.run_dir or "synthetic"), "results": slim,
                                "ratios": ratios}, indent=2) + "\n")
-    print(f"wrote {out}")
+    csv = Path(args.csv)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["variant", "concurrency", "p50_ms", "p95_ms", "p99_ms", "rps", "failures"]
+    csv.write_text(",".join(cols) + "\n" + "".join(
+        ",".join(f"{r[c]:.3f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + "\n" for r in rows))
+    print(f"wrote {out} and {csv}")
+
+
+def _fmt(r: dict[str, float], stat: str) -> str:
+    k = f"{stat}_ratio"
+    return f"{r[k]:.2f}x [{r[k + '/ci_low']:.2f}, {r[k + '/ci_high']:.2f}]"
 
 
 if __name__ == "__main__":
