@@ -39,8 +39,6 @@ def _decision_data(run_dir: Path, out: Path, cfg: OPEConfig, data_dir: str | Non
     cache = out / f"decision_data_k{k}_n{cfg.n_users or 'all'}_s{cfg.seed}.npz"
     if cache.is_file():
         return DecisionData.load(cache)
-    if not run_dir.is_dir():
-        raise DataError(f"run directory not found: {run_dir}")
     dd = build_decision_data(run_dir, data_dir=data_dir, n_users=cfg.n_users, k_candidates=k, seed=cfg.seed)
     dd.save(cache)
     return dd
@@ -50,6 +48,8 @@ def run(cfg: OPEConfig, run_dir: Path, *, data_dir: str | None = None, progress:
         track: bool = True) -> dict[str, Any]:
     """Run the OPE experiment on ``run_dir``'s decision data; write ``run_dir/ope/``; return the results dict."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"run directory not found: {run_dir}")
     out = run_dir / "ope"
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

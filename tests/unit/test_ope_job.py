@@ -35,3 +35,20 @@ def test_ope_job_writes_results(tmp_path) -> None:
     assert result["n_candidates"] == 10 and result["true_values"]["slate"]["uniform"] > 0
     header = (run_dir / "ope" / "ope_results.csv").read_text().splitlines()[0]
     assert header.startswith("setting,estimator,n_rounds,rel_error")
+
+
+def test_missing_run_dir_is_a_one_line_user_error(tmp_path, capsys) -> None:
+    """Regression: the job used to create run_dir/ope first, so a mistyped run dir appeared as an empty run."""
+    from jobs.cli import main as cli_main
+
+    assert cli_main(["ope", "--run-dir", str(tmp_path / "nope"), "--no-mlflow"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "run directory not found" in err[0]
+    assert not (tmp_path / "nope").exists()
+
+
+def test_bad_config_value_is_a_config_error(tmp_path, capsys) -> None:
+    from jobs.cli import main as cli_main
+
+    assert cli_main(["ope", "--run-dir", str(tmp_path), "--no-mlflow", "logger_epsilon=0"]) == 2
+    assert "stochastic" in capsys.readouterr().err
