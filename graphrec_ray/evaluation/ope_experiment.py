@@ -50,7 +50,6 @@ from graphrec_ray.rerank.scalarize import DEFAULT_VALUE_SCALE, scalarize
 __all__ = ["OPEConfig", "Bandit", "make_policies", "run_experiment", "summarise", "summarise_by_policy",
            "true_values", "kendall_tau", "to_markdown", "DR_FAMILY"]
 
-Setting = Literal["single", "slate"]
 DR_FAMILY = ("dr", "switch_dr", "cascade_dr")
 
 
