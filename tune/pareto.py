@@ -19,7 +19,9 @@
      storage=JournalStorage(JournalFileBackend(path)))``; the study name is in the summary).
 3. The table of every setting (plus the serving and seed settings as references), the non-dominated flag, the
    knee, the hypervolume against the fixed origin (``moocore``), ``pareto_curve.png`` and paired differences
-   knee - serving, written to ``<run_dir>/pareto/`` and ``outputs/``. MLflow: one parent run per sweep with every
+   knee - serving, written to ``<run_dir>/pareto/`` and ``outputs/``. The users are split (seeded,
+   ``holdout_frac``): the trials, front and knee use the selection half; the knee - serving difference is measured
+   on the held-out half, so picking the best of ~200 settings does not inflate it. MLflow: one parent run per sweep with every
    trial as a nested child run (params + metrics).
 4. ``--pick knee|max-value-at-ctr=<x> --serve-config-out FILE`` writes the chosen weights as the Reranking
    deployment's ``user_config`` into a copy of ``configs/serve_app.yaml``; ``serve deploy FILE`` applies it in
@@ -35,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graphrec_ray.errors import UserError
@@ -172,7 +175,7 @@ def log_mlflow(cfg: ParetoConfig, run_dir: Path, table: pd.DataFrame, summary: d
             name = f"{row['searcher']}-{row['trial_id']}" if row["trial_id"] else str(row["searcher"])
             child = client.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id, "mlflow.runName": name})
             params = [Param(c, str(row[c])) for c in ("searcher",) + R.SETTING_COLUMNS]
-            metrics = [Metric(c, float(row[c]), now, 0) for c in table.columns
+            metrics = [Metric(c.replace("/", "_"), float(row[c]), now, 0) for c in table.columns
                        if c not in R.SETTING_COLUMNS and isinstance(row[c], (int, float)) and row[c] == row[c]]
             metrics.append(Metric("non_dominated", float(bool(row["non_dominated"])), now, 0))
             client.log_batch(child.info.run_id, metrics=metrics, params=params, tags=[RunTag("knee", str(row["knee"]))])
@@ -186,6 +189,9 @@ def log_mlflow(cfg: ParetoConfig, run_dir: Path, table: pd.DataFrame, summary: d
 def sweep(cfg: ParetoConfig, run_dir: Path, data: DecisionData, searchers: tuple[str, ...], out_dir: Path | None,
           serve_app_yaml: Path, serve_yaml: Path | None, use_mlflow: bool = True, quiet: bool = False) -> dict:
     """Run the searchers on an initialised Ray, write every output; returns the summary dict."""
+    full = data
+    select, holdout = split_users(data.n_users, cfg.holdout_frac, cfg.seed)
+    data = full.subset(select)
     pareto_dir = run_dir / "pareto"
     pareto_dir.mkdir(parents=True, exist_ok=True)
     journal = pareto_dir / "optuna_journal.log"
@@ -203,13 +209,17 @@ def sweep(cfg: ParetoConfig, run_dir: Path, data: DecisionData, searchers: tuple
     for name, setting in (("serving", serving), ("seed", R.SEED_SETTING)):
         rows.append(R.row_of(name, "", setting, ev.evaluate(setting).metrics()))
     table = R.mark_front(pd.DataFrame(rows), cfg.objectives)
+    ev_holdout = PolicyEvaluator(full.subset(holdout), k=cfg.k, n_boot=cfg.n_boot, seed=cfg.seed) if holdout.size \
+        else ev
     summary = R.summarize(table, cfg.objectives)
     knee = R.setting_of(table[table["knee"]].iloc[0])
     summary.update({
-        "run_dir": str(run_dir.resolve()), "users": data.n_users, "candidates": data.n_candidates,
+        "run_dir": str(run_dir.resolve()), "users": full.n_users, "candidates": data.n_candidates,
         "truth_source": data.truth_source, "k": cfg.k, "timing": timing,
         "serving_setting": serving.__dict__ | {"top_n_serve": serving.pool_size},
-        "knee_minus_serving": R.compare(ev, knee, serving, cfg.seed),
+        "users_selection": int(select.size), "users_holdout": int(holdout.size),
+        "knee_minus_serving": R.compare(ev_holdout, knee, serving, cfg.seed),
+        "knee_minus_serving_users": "holdout" if holdout.size else "selection (no holdout: optimistic)",
         "optuna": {"journal": str(journal), "study_name": study_name} if "nsga2" in searchers else None,
         "note": "a weighted-sum grid only reaches the convex part of the front; NSGA-II also covers the rest",
     })
@@ -222,6 +232,15 @@ def sweep(cfg: ParetoConfig, run_dir: Path, data: DecisionData, searchers: tuple
         summary["mlflow_parent_run"] = log_mlflow(cfg, run_dir, table, summary, files)
     summary["table"] = table
     return summary
+
+
+def split_users(n_users: int, holdout_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded disjoint ``(selection, holdout)`` row positions, each sorted; ``holdout_frac = 0``: no holdout."""
+    n_hold = int(round(n_users * holdout_frac))
+    if n_hold and n_users - n_hold < 1:
+        raise UserError(f"holdout_frac {holdout_frac} leaves no users to sweep on")
+    perm = np.random.default_rng(seed).permutation(n_users)
+    return np.sort(perm[n_hold:]), np.sort(perm[:n_hold])
 
 
 def read_study_front(journal: Path, study_name: str) -> list[Any]:
@@ -253,7 +272,8 @@ def print_summary(summary: dict) -> None:
               f"value {_fmt(r, 'value')}  diversity {_fmt(r, 'diversity')}  coverage {r['coverage']:.3f}")
     diffs = "  ".join(f"{k} {v['difference']:+.4f} [{v['ci_low']:+.4f}, {v['ci_high']:+.4f}] {v['verdict']}"
                       for k, v in summary["knee_minus_serving"].items())
-    print(f"knee - serving (paired over users): {diffs}")
+    print(f"knee - serving (paired over the {summary['users_holdout'] or summary['users_selection']} "
+          f"{summary['knee_minus_serving_users']} users): {diffs}")
 
 
 # --------------------------------------------------------------------------------------------------- CLI
