@@ -4,6 +4,7 @@ Stages, in order, each reading its own ``configs/<stage>.yaml``::
 
     simulate → preprocess (Ray Data) → train-retrieval (Ray Train) → build-index (FAISS)
              → train-ranker (Ray Train) → serve smoke test (Ray Serve over HTTP)
+             → Pareto sweep of the reranking weights (Ray Tune; ``--no-pareto`` skips it)
 
 Usage::
 
@@ -33,9 +34,13 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.stage_key import code_version, file_identity, is_done, mark_done, mark_started, stage_key
 from jobs.common import init_ray, pipeline_run
 
-STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve")
+STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve", "pareto")
 #: stage names as printed (and accepted by --force)
-FORCEABLE = ("preprocess", "train-retrieval", "build-index", "train-ranker", "serve-smoke")
+FORCEABLE = ("preprocess", "train-retrieval", "build-index", "train-ranker", "serve-smoke", "pareto")
+#: the demo's small Pareto sweep (5 x 2 x 2 = 20 grid settings + 20 NSGA-II trials, well under a minute on 2 cores);
+#: `graphrec pareto` runs the full one (configs/pareto.yaml); `pareto.<key>=<value>` overrides these
+DEMO_PARETO = ["grid_w_engagement=[0.0,0.25,0.5,0.75,1.0]", "grid_lambda=[0.6,1.0]", "grid_pool=[20,100]",
+               "nsga_trials=20", "nsga_population=10"]
 SMOKE_KEY_FILE = ".serve_smoke_key"  # in run_dir: the key of the last passed smoke test
 
 
@@ -62,9 +67,13 @@ def _stage_configs() -> dict[str, tuple[str, Callable[[], type]]]:
         from graphrec_ray.ranking.config import RankingConfig
         return RankingConfig
 
+    def par() -> type:
+        from tune.config import ParetoConfig
+        return ParetoConfig
+
     return {"simulate": ("configs/simulate.yaml", sim), "preprocess": ("configs/preprocess.yaml", pre),
             "retrieval": ("configs/retrieval.yaml", ret), "index": ("configs/index.yaml", idx),
-            "ranking": ("configs/ranking.yaml", rank)}
+            "ranking": ("configs/ranking.yaml", rank), "pareto": ("configs/pareto.yaml", par)}
 
 
 def split_overrides(items: list[str]) -> dict[str, list[str]]:
@@ -86,7 +95,7 @@ def load_stage(stage: str, overrides: list[str], config_dir: Path) -> Any:
 
 def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool = True,
         serve_smoke: int = 20, config_dir: Path = Path("configs"), ray_address: str | None = None,
-        force: tuple[str, ...] = ()) -> dict[str, Any]:
+        force: tuple[str, ...] = (), pareto: bool = True) -> dict[str, Any]:
     """Run every stage into ``run_dir``; returns per-stage summaries and seconds.
 
     A stage whose key (config, upstream manifests, code version; :mod:`graphrec_ray.stage_key`) matches a finished
@@ -99,7 +108,7 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
               "force": ",".join(force), **{f"override.{k}": " ".join(v) for k, v in overrides.items() if v}}
     with pipeline_run(f"pipeline-{Path(run_dir).name}", params) as parent:
         out = _run_stages(run_dir, data_dir, overrides, simulate=simulate, serve_smoke=serve_smoke,
-                          config_dir=config_dir, ray_address=ray_address, force=force)
+                          config_dir=config_dir, ray_address=ray_address, force=force, pareto=pareto)
         client = mlflow.MlflowClient()
         for name, seconds in out["seconds"].items():
             client.log_metric(parent, f"seconds.{name}", seconds)
@@ -109,7 +118,7 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
 
 def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool,
                 serve_smoke: int, config_dir: Path, ray_address: str | None,
-                force: tuple[str, ...]) -> dict[str, Any]:
+                force: tuple[str, ...], pareto: bool = True) -> dict[str, Any]:
     unknown = set(force) - set(FORCEABLE)
     if unknown:
         raise UserError(f"--force takes stages among {', '.join(FORCEABLE)}; got {', '.join(sorted(unknown))}")
@@ -192,6 +201,14 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
             if rc != 0:
                 raise UserError("serve smoke test failed (see the report above)")
             smoke_file.write_text(smoke_key + "\n")
+    if pareto:
+        import tune.pareto
+
+        par_cfg = load_stage("pareto", [*DEMO_PARETO, *overrides["pareto"]], config_dir)
+        stage("pareto", run_dir / "pareto", par_cfg, [layout.retrieval, layout.index, layout.ranking],
+              lambda: tune.pareto.run(par_cfg, run_dir, data_dir=data_dir, ray_address=ray_address,
+                                      serve_app_yaml=config_dir / "serve_app.yaml",
+                                      serve_yaml=config_dir / "serve.yaml"))
     summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings, "skipped": skipped}
     (run_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return {**summary, "stages": summaries}
@@ -207,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--serve-smoke", type=int, default=20, metavar="N",
                    help="requests of the final Serve smoke test; 0 skips serving (default: 20)")
     p.add_argument("--config-dir", default="configs", help="folder of the stage YAMLs (default: configs)")
+    p.add_argument("--no-pareto", action="store_true", help="skip the final Pareto sweep (graphrec pareto runs it)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: local or the job's)")
     p.add_argument("--force", action="append", default=[], metavar="STAGE", choices=FORCEABLE,
                    help="rerun STAGE even when it is up to date (repeatable); finished stages are otherwise skipped")
@@ -218,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GRAPHREC_VERBOSE"] = "1"
     out = run(Path(args.run_dir), Path(args.data_dir), split_overrides(args.overrides),
               simulate=not args.no_simulate, serve_smoke=args.serve_smoke, config_dir=Path(args.config_dir),
-              ray_address=args.ray_address, force=tuple(args.force))
+              ray_address=args.ray_address, force=tuple(args.force), pareto=not args.no_pareto)
     print("\n=== pipeline done ===")
     print(json.dumps({"run_dir": out["run_dir"], "seconds": out["seconds"]}, indent=2))
     print(f"serve it: graphrec serve --run-dir {args.run_dir}   (then GET /recommend/<user_id>?k=10)")

@@ -228,6 +228,11 @@ def sweep(cfg: ParetoConfig, run_dir: Path, data: DecisionData, searchers: tuple
     dirs = [pareto_dir] + ([out_dir] if out_dir is not None else [])
     files = R.write_outputs(table, summary, dirs, title=f"Pareto sweep: {run_dir.name} ({data.truth_source} truth)")
     summary["files"] = [str(f) for f in files]
+    from graphrec_ray.config import config_hash
+    from graphrec_ray.manifest import write_manifest
+
+    write_manifest(pareto_dir, "pareto", config_hash(cfg), ["pareto.csv", "pareto_summary.json", "pareto_curve.png"],
+                   {"hypervolume": summary["hypervolume"], "knee": summary["knee"], "truth_source": data.truth_source})
     if use_mlflow:
         summary["mlflow_parent_run"] = log_mlflow(cfg, run_dir, table, summary, files)
     summary["table"] = table
@@ -306,10 +311,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(cfg: ParetoConfig, run_dir: Path, data_dir: str | Path | None = None,
+        searchers: tuple[str, ...] = SEARCHERS, out_dir: Path | None = Path("outputs"),
+        serve_app_yaml: Path = Path("configs/serve_app.yaml"), serve_yaml: Path = Path("configs/serve.yaml"),
+        decision_data: str | Path | None = None, ray_address: str | None = None, use_mlflow: bool = True) -> dict:
+    """The whole sweep (``graphrec pareto`` and the last stage of ``graphrec demo``); returns the summary (with the
+    table under ``"table"``). Starts a private local Ray unless one is running or ``ray_address`` is given."""
     import ray
 
-    from jobs.common import init_ray, load_stage_config
+    from jobs.common import init_ray
+
+    t0 = time.perf_counter()
+    if decision_data:
+        data = DecisionData.load(decision_data)
+    else:
+        data = build_decision_data(run_dir, data_dir, cfg.n_users or None, cfg.k_candidates, cfg.seed)
+        data.save(run_dir / "pareto" / "decision_data.npz")
+    print(f"decision data: {data.n_users} users x {data.n_candidates} candidates ({data.truth_source} truth) "
+          f"in {time.perf_counter() - t0:.1f} s", flush=True)
+    quiet_libraries()
+    started = not ray.is_initialized()
+    init_ray(ray_address, num_cpus=cfg.ray_num_cpus)
+    try:
+        summary = sweep(cfg, run_dir, data, searchers, out_dir, serve_app_yaml, serve_yaml, use_mlflow=use_mlflow)
+    finally:
+        if started:
+            ray.shutdown()
+    print_summary(summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common import load_stage_config
 
     args = parse_args(argv)
     cfg = load_stage_config(ParetoConfig, args)
@@ -323,23 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--pick must be 'knee' or 'max-value-at-ctr=<x>', got '{args.pick}'")
     run_dir = Path(args.run_dir)
     t0 = time.perf_counter()
-    if args.decision_data:
-        data = DecisionData.load(args.decision_data)
-    else:
-        data = build_decision_data(run_dir, args.data_dir, cfg.n_users or None, cfg.k_candidates, cfg.seed)
-        data.save(run_dir / "pareto" / "decision_data.npz")
-    print(f"decision data: {data.n_users} users x {data.n_candidates} candidates ({data.truth_source} truth) "
-          f"in {time.perf_counter() - t0:.1f} s", flush=True)
-    quiet_libraries()
-    started = not ray.is_initialized()
-    init_ray(args.ray_address, num_cpus=cfg.ray_num_cpus)
-    try:
-        summary = sweep(cfg, run_dir, data, searchers, Path(args.out_dir) if args.out_dir else None,
-                        Path(args.serve_app_config), Path(args.serve_config), use_mlflow=not args.no_mlflow)
-    finally:
-        if started:
-            ray.shutdown()
-    print_summary(summary)
+    summary = run(cfg, run_dir, args.data_dir, searchers, Path(args.out_dir) if args.out_dir else None,
+                  Path(args.serve_app_config), Path(args.serve_config), args.decision_data, args.ray_address,
+                  use_mlflow=not args.no_mlflow)
     if args.pick:
         table = summary["table"]
         row = table.loc[R.pick(table, args.pick)]
