@@ -40,7 +40,8 @@ RETRIEVAL_METRICS = ("recall@10", "recall@20", "recall@50", "recall@500", "ndcg@
 #: protocol prefixes of retrieval/metrics.json reported, in order (validation is for selection, not reported)
 RETRIEVAL_PROTOCOLS = ("test", "unbiased/ge0.5", "unbiased/gt2.0", "true")
 RANKING_METRICS = ("auc", "mse", "rmse", "ece_mass", "ece_width", "brier", "log_loss", "true_ece_mass",
-                   "true_ece_width", "true_brier", "true_log_loss", "true_mae")
+                   "true_ece_width", "true_brier", "true_log_loss", "true_mae", "log_loss_vs_raw", "brier_vs_raw",
+                   "ece_mass_vs_raw", "true_log_loss_vs_raw", "true_brier_vs_raw", "true_ece_mass_vs_raw")
 #: optional sections: (title, folder under the run dir, files that fill it)
 OPTIONAL_SECTIONS = (("Pareto sweep", "pareto", ("pareto.csv",)), ("A/B test", "ab", ("ab_results.csv",)),
                      ("Off-policy evaluation", "ope", ("ope_results.csv",)))
@@ -211,7 +212,8 @@ def _ranking(run_dir: Path, rep: Report) -> None:
         "## Ranker and calibration", "",
         f"From {', '.join(f'`{d}/metrics.csv`' for d in dirs)}. auc: click ROC-AUC; mse/rmse: value head vs "
         "log1p(watch_ratio); ece_mass/ece_width: 15-bin ECE with equal-mass / equal-width bins; brier; log_loss "
-        "(nats); true_*: the same against the simulator's true click probabilities. Calibrators are fitted on "
+        "(nats); true_*: the same against the simulator's true click probabilities; *_vs_raw: paired difference "
+        "against the raw calibrator on the same users (negative = lower = better). Calibrators are fitted on "
         "validation; `*` marks the one chosen on validation for serving. [low, high]: 95% bootstrap interval over "
         "users (rows of a user resampled together), where the metrics file has one.", "",
         _md_table(["ranker", "split", "neg_sample_rate", "calibrator", "n"] + cols, body)]))

@@ -9,7 +9,8 @@ columns, the value MLP for the value columns); ``calibrator`` is ``"raw"`` (sigm
 
 With ``users`` given, every metric also gets its 95% interval (``<metric>/ci_low``, ``<metric>/ci_high``) from a
 bootstrap over users (:class:`graphrec_ray.evaluation.cluster_bootstrap.UserBootstrap`: rows of one user move
-together; ECE bins stay those of the full sample).
+together; ECE bins stay those of the full sample), and every calibrator other than ``raw`` gets paired differences
+against the raw row (``log_loss_vs_raw`` etc., same users and draws): "better" only where that interval excludes 0.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, percentile_
 #: Column order of ``metrics.csv`` / ``metrics.md`` (true_* columns only on simulator data).
 COLUMNS = ("model", "calibrator", "split", "neg_sample_rate", "serving", "n", "auc", "mse", "rmse", "ece_mass",
            "ece_width", "brier", "log_loss", "true_ece_mass", "true_ece_width", "true_brier", "true_log_loss",
-           "true_mae")
+           "true_mae", "log_loss_vs_raw", "brier_vs_raw", "ece_mass_vs_raw", "true_log_loss_vs_raw",
+           "true_brier_vs_raw", "true_ece_mass_vs_raw")
+
+#: paired differences against the raw calibrator's row (same users, same bootstrap draws)
+VS_RAW = ("log_loss", "brier", "ece_mass", "true_log_loss", "true_brier", "true_ece_mass")
 
 #: metrics that carry an interval when users are given
 CI_METRICS = ("auc", "mse", "rmse", "ece_mass", "ece_width", "brier", "log_loss", "true_ece_mass", "true_ece_width",
@@ -64,6 +69,8 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
     two_classes = np.unique(y).size == 2
     rows = []
     boot: UserBootstrap | None = None
+    raw_row: dict[str, Any] | None = None
+    raw_reps: dict[str, np.ndarray] = {}
     for name, p in probs.items():
         p = np.clip(np.asarray(p, dtype=np.float64), 0.0, 1.0)
         row: dict[str, Any] = {"model": model, "calibrator": name, "split": split, **(extra or {}),
@@ -78,8 +85,17 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
                        true_mae=float(np.mean(np.abs(p - pt))))
         if users is not None:
             boot = boot or UserBootstrap(users, n_boot, ci_seed)
-            row.update(_intervals(row, boot, p, y, np.asarray(value, np.float64), np.asarray(label_value, np.float64),
-                                  p_true, n_bins, two_classes))
+            reps = _replicates(boot, p, y, np.asarray(value, np.float64), np.asarray(label_value, np.float64),
+                               p_true, n_bins, two_classes)
+            row.update(_intervals(row, reps, boot.n_users))
+            if name == "raw":
+                raw_row, raw_reps = row, reps
+            elif raw_row is not None:
+                for key in VS_RAW:
+                    if key in row and key in raw_row:
+                        iv = percentile_interval(row[key] - raw_row[key], reps[key] - raw_reps[key], n=boot.n_users)
+                        row[f"{key}_vs_raw"] = iv.estimate
+                        row[f"{key}_vs_raw/ci_low"], row[f"{key}_vs_raw/ci_high"] = iv.low, iv.high
         rows.append(row)
     return rows
 
@@ -93,10 +109,9 @@ def _ece_columns(p: np.ndarray, t: np.ndarray, n_bins: int, strategy: str) -> np
     return out
 
 
-def _intervals(row: dict[str, Any], boot: UserBootstrap, p: np.ndarray, y: np.ndarray, value: np.ndarray,
-               label_value: np.ndarray, p_true: np.ndarray | None, n_bins: int,
-               two_classes: bool) -> dict[str, float]:
-    """``{metric/ci_low, metric/ci_high}`` for :data:`CI_METRICS` present in ``row``."""
+def _replicates(boot: UserBootstrap, p: np.ndarray, y: np.ndarray, value: np.ndarray, label_value: np.ndarray,
+                p_true: np.ndarray | None, n_bins: int, two_classes: bool) -> dict[str, np.ndarray]:
+    """``{metric: (B,) bootstrap replicates}`` for :data:`CI_METRICS`."""
     pc = np.clip(p, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS)
 
     def ll(t: np.ndarray) -> np.ndarray:
@@ -122,10 +137,15 @@ def _intervals(row: dict[str, Any], boot: UserBootstrap, p: np.ndarray, y: np.nd
     if two_classes:
         order, ties = sorted_ties(p)
         reps["auc"] = np.array([weighted_auc(order, ties, y, boot.row_weights(b)) for b in range(boot.n_boot)])
+    return reps
+
+
+def _intervals(row: dict[str, Any], reps: dict[str, np.ndarray], n_users: int) -> dict[str, float]:
+    """``{metric/ci_low, metric/ci_high}`` for :data:`CI_METRICS` present in ``row``."""
     out: dict[str, float] = {}
     for key in CI_METRICS:
         if key in row and key in reps:
-            iv = percentile_interval(float(row[key]), reps[key], n=boot.n_users)
+            iv = percentile_interval(float(row[key]), reps[key], n=n_users)
             out[f"{key}/ci_low"], out[f"{key}/ci_high"] = iv.low, iv.high
     return out
 

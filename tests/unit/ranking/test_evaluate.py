@@ -79,3 +79,20 @@ def test_weighted_auc_counts_ties_as_half() -> None:
     order, ties = sorted_ties(s)
     # pairs (pos, neg): (0.5, 0.5) tie = 0.5, (0.5, 0.2) = 1, (0.9, 0.5) = 1, (0.9, 0.2) = 1 -> 3.5 / 4
     assert weighted_auc(order, ties, y, np.ones(4)) == pytest.approx(3.5 / 4)
+
+
+def test_paired_difference_against_raw_is_zero_for_an_identical_calibrator_and_negative_for_a_fix() -> None:
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(150), 30)
+    p_true = sigmoid(rng.normal(-1.0, 1.0, users.size))
+    y = (rng.random(users.size) < p_true).astype(float)
+    inflated = p_true / (p_true + 0.2 * (1 - p_true))  # a model trained with negatives kept at rate 0.2
+    rows = metrics_rows("mmoe", "test", np.zeros(users.size), y, y, y,
+                        {"raw": inflated, "same": inflated, "fixed": p_true}, n_bins=10, p_true=p_true,
+                        users=users, n_boot=200)
+    same, fixed = rows[1], rows[2]
+    assert "log_loss_vs_raw" not in rows[0]
+    for key in ("log_loss_vs_raw", "brier_vs_raw", "ece_mass_vs_raw"):
+        assert (same[key], same[f"{key}/ci_low"], same[f"{key}/ci_high"]) == (0.0, 0.0, 0.0)
+        assert fixed[f"{key}/ci_high"] < 0.0, key  # the corrected probabilities are better, interval excludes 0
+    assert fixed["true_log_loss_vs_raw/ci_high"] < 0.0
