@@ -6,7 +6,7 @@ each candidate's true log-mean watch ratio from the simulator's ground truth, an
 :func:`graphrec_ray.evaluation.ab.run_ab`. Writes ``<out>/ab_results.csv`` and ``.json`` (per arm and per
 difference; ``<out>`` defaults to ``<run_dir>/ab``), ``ab_coverage.csv`` (bias, RMSE and interval coverage of the
 true differences over ``coverage_replications`` reruns), ``ab_results.md`` (both tables), copies them to
-``outputs/``, and logs one MLflow run.
+``outputs/`` (only for the default ``<out>``), and logs one MLflow run.
 
 Run as ``graphrec ab --run-dir runs/demo``, with a Pareto point as an extra arm:
 ``graphrec ab --run-dir runs/demo --arm name=pareto,w_engagement=0.4,w_value=1.0,lambda_diversity=0.6``, or
@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     p = make_parser("graphrec ab", "Mock A/B test of reranking policies on simulated users.", DEFAULT_CONFIG)
     p.add_argument("--arm", action="append", default=[],
                    help="extra arm, e.g. name=pareto,w_engagement=0.4,w_value=1.0,lambda_diversity=0.6 (repeatable)")
-    p.add_argument("--out", default=None, help=f"output folder (default: <run-dir>/{OUT_SUBDIR})")
+    p.add_argument("--out", default=None,
+                   help=f"output folder (default: <run-dir>/{OUT_SUBDIR}, copied to outputs/; --out is not copied)")
     p.add_argument("--data-dir", default=None,
                    help="raw data with ground_truth/ (default: from the preprocess manifest)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
@@ -254,11 +255,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise DataError(f"run directory not found: {run_dir}")
-    result = run(cfg, run_dir, Path(args.out) if args.out else None, args.data_dir, track=not args.no_mlflow)
+    # the default output (<run_dir>/ab) is copied to outputs/; an explicit --out is a side experiment: left there
+    result = run(cfg, run_dir, Path(args.out) if args.out else None, args.data_dir, track=not args.no_mlflow,
+                 copy_to=None if args.out else Path("outputs"))
     print(result["table"])
     for n in result["meta"]["notes"]:
         print(f"note: {n}")
-    print(f"wrote {Path(args.out) if args.out else run_dir / OUT_SUBDIR}/ab_results.{{csv,json,md}} (+ outputs/)")
+    where = Path(args.out) if args.out else run_dir / OUT_SUBDIR
+    print(f"wrote {where}/ab_results.{{csv,json,md}}, ab_coverage.csv{'' if args.out else ' (+ outputs/)'}")
     return 0
 
 

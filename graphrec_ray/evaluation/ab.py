@@ -41,6 +41,9 @@ from graphrec_ray.rerank.mmr import intra_list_diversity, mmr_select
 from graphrec_ray.rerank.scalarize import DEFAULT_VALUE_SCALE, scalarize
 
 MEAN_METRICS = ("value_per_user", "session_length", "clicks_per_user", "distinct_categories", "ild_page1")
+#: CUPED is applied to per-user means drawn from the response model; page-1 ILD is a fixed function of the user and
+#: the policy, so under an A/A its pre-period copy IS the outcome (zero adjusted variance, an empty interval)
+CUPED_METRICS = ("value_per_user", "session_length", "clicks_per_user", "distinct_categories")
 RATIO_METRICS = {"ctr": ("clicks", "impressions"), "value_per_impression": ("value", "impressions")}
 
 
@@ -369,7 +372,7 @@ def run_ab(inputs: dict[str, PolicyInputs], user_raw: np.ndarray, cfg: ABConfig)
         f0 = feeds[arms[0].name]
         s0 = simulate_sessions(f0.mu[eval_row], f0.category[eval_row], model, cfg.seed + 1000, f0.n_served[eval_row])
         pre_all = _user_table(s0, f0.ild_page1[eval_row])
-        pre = {a.name: {m: pre_all[m][arm_of == k] for m in MEAN_METRICS} for k, a in enumerate(arms)}
+        pre = {a.name: {m: pre_all[m][arm_of == k] for m in CUPED_METRICS} for k, a in enumerate(arms)}
 
     arm_rows: list[dict[str, Any]] = []
     for k, a in enumerate(arms):
@@ -417,7 +420,7 @@ def run_ab(inputs: dict[str, PolicyInputs], user_raw: np.ndarray, cfg: ABConfig)
             mde = cfg.mde_relative * abs(ctrl_est)
             row["mde"] = mde
             row["n_per_arm_for_mde"] = sample_size_per_arm(sd, mde, cfg.alpha, cfg.power) if mde > 0 else None
-            if pre is not None and m in MEAN_METRICS:
+            if pre is not None and m in CUPED_METRICS:
                 xa, xb = pre[a.name][m], pre[ctrl][m]
                 x_all, y_all = np.concatenate([xa, xb]), np.concatenate([ta[m], tb[m]])
                 theta = cuped_theta(y_all, x_all)
