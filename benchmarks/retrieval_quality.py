@@ -9,8 +9,8 @@ For each preset (``demo`` and the robustness presets of issue 10) the script sim
   stopping on IPS-weighted validation NDCG@10 with patience 6, best epoch exported, no refit), for before/after;
 * ``pyg_ref``: an independent plain ``torch_geometric.nn.LightGCN`` (dim 64, 3 layers, Adam lr 1e-2, PyG's
   ``recommendation_loss`` with uniform negatives, early stop on validation Recall@20 with patience 5 epochs, then a
-  refit on training + validation positives for the chosen epochs), positives ``watch_ratio >= --ref-threshold`` (default: the pipeline's ``positive_threshold``, so only the
-  training differs);
+  refit on training + validation positives for the chosen epochs), positives ``watch_ratio >= --ref-threshold``
+  (default: the pipeline's ``positive_threshold``, so only the training differs);
 * ``mf``: the pipeline's MF-BPR with its default schedule; ``popularity``: most-popular.
 
 Metrics: the unbiased protocol (``small_matrix`` users x items; relevance ``>= 0.5`` and ``>= 2.0``: the
@@ -55,9 +55,10 @@ from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
 
 PRESETS = ("demo", "bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse")
 PROTOCOLS = (("unbiased_ge0.5", ">=", 0.5), ("unbiased_ge2.0", ">=", 2.0), ("true", "", 0.5))
-#: the schedule before issue 10, in today's terms (2 workers x 1024 = global 2048, epochs 40, ips_ndcg@10, patience 6)
+#: the defaults before issue 10, in today's terms (2 workers x 1024 = global 2048, epochs 40, ips_ndcg@10 on
+#: validation positives at the training threshold 2.0, patience 6, best epoch exported, no refit)
 OLD_SCHEDULE = ["epochs=40", "min_steps=0", "max_evals=1000", "refit=false", "val_metric=ips_ndcg@10",
-                "trainer.early_stopping_patience=6"]
+                "trainer.early_stopping_patience=6", "positive_threshold=2.0", "val_relevance=null"]
 
 
 def prepare(preset: str, root: Path, seed: int, scale: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -158,7 +159,7 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
     info: dict[str, dict[str, float]] = {m: {"train_s": 0.0} for m in models}
     old_cfg = load_config(RetrievalConfig, None, OLD_SCHEDULE)
     old_cfg = replace(cfg, **{k: getattr(old_cfg, k) for k in ("epochs", "min_steps", "max_evals", "refit",
-                                                                "val_metric")},
+                                                                "val_metric", "positive_threshold", "val_relevance")},
                       trainer=replace(cfg.trainer, early_stopping_patience=6))
     for seed in seeds:
         for name in models:

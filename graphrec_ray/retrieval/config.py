@@ -23,13 +23,13 @@ class RetrievalConfig:
     lr: float = 0.005  # Adam learning rate
     reg: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN paper: 1e-4)
     batch_size: int = 2048  # GLOBAL BPR triples per optimiser step, split over the workers (same steps for any count)
-    epochs: int = 60  # step budget = max(min_steps, epochs * n_pos / batch_size): quality rose until ~60 passes (issue 10)
+    epochs: int = 60  # budget: max(min_steps, epochs * n_pos / batch_size) steps; issue 10: rising until ~60 passes
     min_steps: int = 50  # early stopping and selection never before this step (demo: val Recall@20 peaks near 56)
     max_steps: int = 0  # cap on the step budget (0 = none); the Tune search uses it to bound a trial
     max_evals: int = 40  # validation points per run at most: every pass, or budget / max_evals steps if longer
-    refit: bool = True  # export a refit on train + validation positives for the selected steps (False: the selected point)
+    refit: bool = True  # export a refit on train + val positives for the selected steps (False: the selected point)
     use_search: bool = True  # apply run_dir/retrieval/search.json (graphrec tune-retrieval's choice) when it exists
-    positive_threshold: float = 2.0  # edge when watch_ratio >= this; 2.0 = "liked" (at 0.5 positives ~ exposures)
+    positive_threshold: float = 0.5  # edge when watch_ratio >= this (click label); beat 1.0, 2.0 on val, 5/6 presets
     edge_weight: bool = False  # weight graph edges by the clipped watch ratio instead of 1
     edge_weight_clip: float = 2.0  # clip of the watch ratio used as edge weight
     propensity: Literal["preprocess", "counts"] = "counts"  # preprocess's item_propensity.parquet, or exposure counts
@@ -43,7 +43,8 @@ class RetrievalConfig:
     adjacency_dtype: Literal["float32", "float16"] = "float32"  # float16 dense R~ halves bytes on GPU (error ~2e-6)
     layout: Literal["auto", "csr", "dense"] = "auto"  # adjacency: auto = dense on GPU for dense graphs, else CSR
     val_metric: str = "recall@20"  # selection metric on validation positives; plain: the ips_ ones jump between points
-    val_relevance: float | None = None  # validation positive = watch_ratio >= this; None = positive_threshold
+    val_relevance: float | None = 2.0  # validation positive = watch_ratio >= this ("liked"); None = positive_threshold
+    # (at 0.5 ~70 % of views are relevant and validation rewards popularity)
     unbiased_relevance: tuple[str, ...] = (">=0.5", ">2.0")  # small_matrix relevance rules (ours, the authors')
     true_pref_threshold: float = 0.5  # simulator protocol: relevant when true P(click) >= this
     eval_batch_size: int = 512  # users scored per block in evaluation

@@ -63,7 +63,10 @@ def validation_fn(cfg: RetrievalConfig, val: Interactions, train_positives: Inte
         u, i = trainer.embeddings()
         m = temporal_protocol(EmbeddingRecommender(u, i).score, val, seen, thr, item_weights=item_weights,
                               ci=False, **VAL_KS)
-        return {k: float(v) for k, v in m.items() if k != "n_users"}
+        out = {f"{p}{m_}@{k}": float("nan") for p in ("", "ips_") for m_, ks in
+               (("recall", VAL_KS["recall_ks"]), ("ndcg", VAL_KS["ndcg_ks"])) for k in ks}  # NaN: no val positive
+        out.update({k: float(v) for k, v in m.items() if k != "n_users"})
+        return out if item_weights is not None else {k: v for k, v in out.items() if not k.startswith("ips_")}
 
     return validate
 

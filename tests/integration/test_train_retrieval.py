@@ -2,8 +2,9 @@
 
 1. Ray Train with 2 DDP workers on the shared local cluster, select then refit: outputs, manifest, MLflow, then a
    rerun that resumes from the final checkpoint.
-2. The debiasing experiment: on simulator data with exposure bias, IPS-LightGCN beats LightGCN without IPS on the
-   unbiased (fully observed small_matrix) protocol and both beat most-popular; also on the true preferences.
+(The former point-estimate ordering "IPS-LightGCN > LightGCN > most-popular" on the demo data is gone: issue 10
+measured IPS vs plain as not significant, and a claim needs an interval. LightGCN vs most-popular and MF with
+paired intervals, on every preset, is tests/integration/test_preset_robustness.py.)
 """
 
 from __future__ import annotations
@@ -80,18 +81,3 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
     state = train_retrieval.fit_model("lightgcn_ips", cfg, layout)
     assert state["selected_step"] == m["selected_step"]
     assert np.array_equal(state["user"], ue)
-
-
-def test_ips_lightgcn_beats_lightgcn_and_popularity_on_unbiased_protocol(tmp_path: Path) -> None:
-    """Demo-size simulator log (1000 x 1500, exposure Gini 0.67 vs appeal Gini 0.11), Ray Train local mode."""
-    from jobs import train_retrieval
-
-    run_dir = _sim_run(tmp_path, preset="demo")
-    over = ["trainer.num_workers=0", "model=lightgcn_ips", "baselines=[popularity,lightgcn]"]
-    cfg = load_config(RetrievalConfig, "configs/retrieval.yaml", over)
-    models = train_retrieval.run(cfg, run_dir)["models"]
-    ips, plain, pop = models["lightgcn_ips"], models["lightgcn"], models["popularity"]
-    for key in ("unbiased/gt2.0/ndcg@10", "unbiased/ge0.5/ndcg@10", "true/mean_gain@10"):
-        assert ips[key] > plain[key] > pop[key], (key, ips[key], plain[key], pop[key])
-    # the biased temporal test split tells the opposite story: it rewards exposure (popularity)
-    assert pop["test/ndcg@10"] > ips["test/ndcg@10"]

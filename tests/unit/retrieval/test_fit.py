@@ -23,7 +23,7 @@ def _split() -> tuple[Interactions, Interactions]:
     U, I = data.train.n_users, data.train.n_items
     wr = np.where(np.arange(len(data.train)) % 3 == 0, 0.2, 1.0)  # a third of the rows are not positives
     train = Interactions(data.train.user_idx, data.train.item_idx, U, I, wr)
-    val = Interactions(np.arange(U), data.heldout, U, I, np.ones(U))
+    val = Interactions(np.arange(U), data.heldout, U, I, np.full(U, 3.0))  # relevant at val_relevance 2.0
     return train, val
 
 
