@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "download": ("jobs.download", "download and verify the real KuaiRec 2.0 archive (needs internet)"),
     "preprocess": ("jobs.preprocess", "validate, label, split raw logs with Ray Data"),
     "train-retrieval": ("jobs.train_retrieval", "train LightGCN / baselines on Ray Train and evaluate"),
+    "tune-retrieval": ("tune.retrieval_search", "Ray Tune search of retrieval hyperparameters on validation data"),
     "build-index": ("jobs.build_index", "build the FAISS item index from retrieval embeddings"),
     "train-ranker": ("jobs.train_ranker", "train the MMoE ranker on Ray Train and calibrate it"),
     "serve": ("jobs.serve", "start the Ray Serve application for a run directory"),
