@@ -60,15 +60,27 @@ def stage_key(stage: str, config_hash: str, upstream_dirs: Iterable[str | Path],
     return h.hexdigest()[:16]
 
 
+def why_not_done(stage_dir: str | Path, key: str) -> str | None:
+    """``None`` when ``stage_dir`` holds a finished run with this ``key`` whose files match their manifest, else
+    why it must run: ``"not run yet"``, ``"unfinished"``, ``"inputs changed"`` or ``"files changed"``."""
+    stage_dir = Path(stage_dir)
+    if not (stage_dir / MANIFEST_NAME).is_file():
+        return "not run yet"
+    try:
+        recorded = json.loads((stage_dir / KEY_FILE).read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return "unfinished"
+    if recorded != key:
+        return "inputs changed"  # config, upstream outputs, raw data or code
+    try:
+        return "files changed" if verify_manifest(stage_dir) else None
+    except (OSError, ValueError, KeyError):
+        return "files changed"
+
+
 def is_done(stage_dir: str | Path, key: str) -> bool:
     """True when ``stage_dir`` holds a finished run with this ``key`` whose files match their manifest."""
-    stage_dir = Path(stage_dir)
-    try:
-        if json.loads((stage_dir / KEY_FILE).read_text()).get("key") != key:
-            return False
-        return (stage_dir / MANIFEST_NAME).is_file() and verify_manifest(stage_dir) == []
-    except (OSError, ValueError, KeyError):
-        return False
+    return why_not_done(stage_dir, key) is None
 
 
 def mark_started(stage_dir: str | Path) -> None:

@@ -31,7 +31,7 @@ from graphrec_ray.config import config_hash, load_config
 from graphrec_ray.data.kuairec import ALL_FILES, check_layout
 from graphrec_ray.errors import UserError
 from graphrec_ray.layout import RunLayout
-from graphrec_ray.stage_key import code_version, file_identity, is_done, mark_done, mark_started, stage_key
+from graphrec_ray.stage_key import code_version, file_identity, mark_done, mark_started, stage_key, why_not_done
 from jobs.common import init_ray, pipeline_run
 
 STAGES = ("simulate", "preprocess", "retrieval", "index", "ranking", "serve", "pareto")
@@ -132,8 +132,9 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
     timings: dict[str, float] = {}
     summaries: dict[str, Any] = {}
 
-    def step(name: str, fn: Callable[[], Any]) -> Any:
-        print(f"\n=== {name} ===", flush=True)
+    def step(title: str, fn: Callable[[], Any], name: str | None = None) -> Any:
+        name = name or title
+        print(f"\n=== {title} ===", flush=True)
         t0 = time.perf_counter()
         out = fn()
         timings[name] = round(time.perf_counter() - t0, 2)
@@ -161,13 +162,14 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
               extra: Any = None) -> None:
         """Run ``fn`` unless ``stage_dir`` holds a finished run with the same key (and ``name`` not forced)."""
         key = stage_key(name, config_hash(cfg), upstream, code, extra)
-        if name not in force and is_done(stage_dir, key):
+        reason = "forced" if name in force else why_not_done(stage_dir, key)
+        if reason is None:
             print(f"=== {name}: up to date (key {key}), skipped ===", flush=True)
             skipped.append(name)
             return
         init_ray(ray_address)
         mark_started(stage_dir)
-        step(name, fn)
+        step(f"{name} ({reason})", fn, name)
         mark_done(stage_dir, key)
 
     pre_cfg = load_stage("preprocess", [f"data_dir={data_dir}", *overrides["preprocess"]], config_dir)

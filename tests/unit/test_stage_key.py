@@ -58,3 +58,15 @@ def test_code_version_and_file_identity(tmp_path: Path) -> None:
     (tmp_path / "big.csv").write_text("abc")
     ident = file_identity([tmp_path / "big.csv", tmp_path / "missing.csv"])
     assert [row[:2] for row in ident] == [["big.csv", 3]]
+
+
+def test_reasons_to_rerun(tmp_path: Path) -> None:
+    from graphrec_ray.stage_key import why_not_done
+
+    assert why_not_done(tmp_path / "nothing", "k") == "not run yet"
+    d = _stage(tmp_path)
+    assert why_not_done(d, "k") == "unfinished"
+    mark_done(d, "k")
+    assert why_not_done(d, "k") is None and why_not_done(d, "other") == "inputs changed"
+    (d / "emb.npy").write_bytes(b"x")
+    assert why_not_done(d, "k") == "files changed"
