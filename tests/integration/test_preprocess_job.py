@@ -54,6 +54,12 @@ def test_ray_job_equals_plain_pass_and_accounts_for_every_row(ray_cluster: None,
     assert big["bad_type"] >= 1 and big["malformed_row"] == 1 and big["negative_duration"] >= 1
     assert m["rows"]["train"] + m["rows"]["val"] + m["rows"]["test"] == m["sources"]["big_matrix.csv"]["rows_kept"]
     assert summary["rows"] == m["rows"]
+    # issue 10 defaults through Ray Data too: per-user split, small_matrix rows without time kept and counted
+    small_no_time = sum(1 for ln in open(data_dir / "small_matrix.csv") if ",,,," in ln)
+    assert m["split"]["kind"] == "per_user" and m["split"]["eval_users"]["eval_small"]["without_train"] == 0
+    assert m["split"]["eval_small_rows_without_timestamp"] == small_no_time > 0
+    assert "missing_timestamp" not in m["sources"]["small_matrix.csv"]["quarantine_reasons"]
+    assert m["side_tables"]["item_categories.csv"]["interaction_videos_missing"] == 0
 
 
 def test_cli_entry_point_logs_to_mlflow(ray_cluster: None, data_dir: Path, tmp_path: Path) -> None:
