@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from graphrec_ray.training import TrainerConfig
@@ -72,6 +73,43 @@ def world_size() -> int:
     return int(ray.train.get_context().get_world_size())
 
 
+_NDARRAY = "__ndarray__"  # marks a numpy array stored as a tensor in a checkpoint
+
+
+def _to_tensors(obj: Any) -> Any:
+    """Numpy arrays -> ``{__ndarray__: tensor}`` (recursively), so checkpoints load with ``weights_only=True``."""
+    if isinstance(obj, np.ndarray):
+        return {_NDARRAY: torch.from_numpy(np.ascontiguousarray(obj))}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_tensors(v) for v in obj)
+    return obj
+
+
+def _from_tensors(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_NDARRAY}:
+            return obj[_NDARRAY].numpy()
+        return {k: _from_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_from_tensors(v) for v in obj)
+    return obj
+
+
+def save_state(state: dict[str, Any], path: str | Path) -> None:
+    """Write a checkpoint's state: tensors, numpy arrays (as tensors), numbers, strings, lists and dicts."""
+    torch.save(_to_tensors(state), path)
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read :func:`save_state`'s file with ``weights_only=True``: checkpoints sit on shared storage, and a pickle
+    that runs code on load must never be trusted from there."""
+    return _from_tensors(torch.load(path, map_location="cpu", weights_only=True))
+
+
 def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
     """Report ``metrics`` from every worker; with ``state``, rank 0 also saves it as a checkpoint."""
     import ray.train
@@ -87,13 +125,13 @@ def report(metrics: dict[str, float], state: dict[str, Any] | None = None) -> No
         done = sorted(root.glob("checkpoint_*"))
         path = root / f"checkpoint_{(int(done[-1].name.split('_')[1]) + 1) if done else 0:06d}"
         path.mkdir()
-        torch.save(state, path / STATE_FILE)
+        save_state(state, path / STATE_FILE)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(str(path)))
         for old in done[: max(0, len(done) + 1 - int(_LOCAL["keep"]))]:
             shutil.rmtree(old, ignore_errors=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        torch.save(state, os.path.join(tmp, STATE_FILE))
+        save_state(state, os.path.join(tmp, STATE_FILE))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
 
 
@@ -113,7 +151,7 @@ def load_checkpoint() -> dict[str, Any] | None:
     if ckpt is None:
         return None
     with ckpt.as_directory() as d:
-        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+        return load_state(os.path.join(d, STATE_FILE))
 
 
 def result_state(result: Any) -> dict[str, Any] | None:
@@ -121,4 +159,4 @@ def result_state(result: Any) -> dict[str, Any] | None:
     if result.checkpoint is None:
         return None
     with result.checkpoint.as_directory() as d:
-        return torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+        return load_state(os.path.join(d, STATE_FILE))
