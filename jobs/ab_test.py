@@ -230,8 +230,8 @@ def run(cfg: ABConfig, run_dir: Path, out: Path | None = None, data_dir: str | N
                 key = f"{r['arm']}_vs_{r['control']}.{r['metric']}"
                 metrics.update({f"{key}.boot_coverage": r["boot_coverage"], f"{key}.rmse": r["rmse"]})
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
-            mlflow.log_artifact(str(csv_path))
-            mlflow.log_artifact(str(json_path))
+            for f in files:
+                mlflow.log_artifact(str(f))
     return {"meta": meta, "arms": res.arms, "differences": res.differences, "coverage": coverage, "table": table}
 
 
