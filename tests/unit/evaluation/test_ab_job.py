@@ -69,3 +69,17 @@ def test_shipped_config_loads_with_the_serving_weights_as_control():
     cfg = load_config(ABConfig, "configs/ab.yaml")
     assert cfg.arms[0] == ArmSpec("serving")  # ServeConfig's reranking defaults
     assert [a.retrieval for a in cfg.arms].count("second") == 1
+
+
+def test_second_retrieval_arm_runs_when_a_second_run_is_given(tmp_path: Path):
+    # the "second" run has the same candidates here, so the second-retrieval arm's true effect is exactly 0
+    out = tmp_path / "run" / "ab"
+    dd = _decision_data()
+    dd.save(out / "decision_data_main_k60_nall_s0.npz")
+    dd.save(out / "decision_data_second_k60_nall_s0.npz")
+    cfg = ABConfig(arms=(ArmSpec("serving"), ArmSpec("ips", retrieval="second")), replicas=10, n_boot=100,
+                   k_candidates=60, coverage_replications=0, second_run_dir=str(tmp_path / "other_run"))
+    res = run(cfg, tmp_path / "run", data_dir=str(tmp_path), track=False, copy_to=None)
+    assert res["meta"]["notes"] == []
+    assert {r["arm"] for r in res["differences"]} == {"ips"}
+    assert all(r["true_difference"] == 0.0 for r in res["differences"])
