@@ -54,7 +54,9 @@ def _decision_data(run_dir: Path, out: Path, data_dir: str | None, cfg: ABConfig
     from graphrec_ray.evaluation.decision_data import DecisionData, build_decision_data
 
     cache = out / f"decision_data_{tag}_k{cfg.k_candidates}_n{cfg.n_eval_users or 'all'}_s{cfg.seed}.npz"
-    if cfg.decision_cache and cache.is_file():
+    # a stage rerun after the cache was written (newer manifest) makes the cache stale
+    stamps = [p.stat().st_mtime for p in run_dir.glob("*/manifest.json")]
+    if cfg.decision_cache and cache.is_file() and cache.stat().st_mtime >= max(stamps, default=0.0):
         return DecisionData.load(cache)
     dd = build_decision_data(run_dir, data_dir=data_dir, n_users=cfg.n_eval_users, k_candidates=cfg.k_candidates,
                              seed=cfg.seed)

@@ -83,3 +83,22 @@ def test_second_retrieval_arm_runs_when_a_second_run_is_given(tmp_path: Path):
     assert res["meta"]["notes"] == []
     assert {r["arm"] for r in res["differences"]} == {"ips"}
     assert all(r["true_difference"] == 0.0 for r in res["differences"])
+
+
+def test_cached_decision_data_older_than_a_stage_is_rebuilt(tmp_path: Path):
+    # stale-cache guard: a stage rerun after the cache was written (newer manifest) must not reuse old candidates;
+    # this fake run has no preprocess outputs, so the rebuild fails loudly instead of reusing the cache
+    import os
+    import time
+
+    run_dir = tmp_path / "run"
+    _decision_data().save(run_dir / "ab" / "decision_data_main_k60_nall_s0.npz")
+    manifest = run_dir / "ranking" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{}")
+    later = time.time() + 60
+    os.utime(manifest, (later, later))
+    cfg = ABConfig(arms=(ArmSpec("serving"), ArmSpec("no_mmr", lambda_diversity=1.0)), replicas=10, n_boot=100,
+                   k_candidates=60, coverage_replications=0)
+    with pytest.raises(DataError):
+        run(cfg, run_dir, data_dir=str(tmp_path), track=False, copy_to=None)
