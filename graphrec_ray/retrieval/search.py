@@ -32,7 +32,7 @@ class RetrievalSearchConfig:
     lr: tuple[float, float] = (1e-3, 3e-2)  # Adam learning rate, log-uniform (default 5e-3 inside)
     reg: tuple[float, float] = (1e-5, 1e-3)  # L2 on ego embeddings, log-uniform (paper 1e-4 inside)
     epochs: tuple[int, int] = (20, 100)  # step budget in passes over the positives (issue 10: rising until ~60)
-    positive_threshold: tuple[float, ...] = (0.5, 1.0, 2.0)  # training edge when watch_ratio >= this (choice)
+    positive_threshold: tuple[float, ...] = (2.0,)  # choices; the biased validation split prefers exposure-heavy 0.5
     clip_max: tuple[float, float] = (5.0, 200.0)  # IPS weight clip, log-uniform (ignored by non-IPS models)
     propensity_power: tuple[float, float] = (0.25, 1.0)  # exposure ~ count^power (0.5 usual, 1 proportional)
     hard_ratio: tuple[float, float] = (0.0, 0.5)  # share of mined hard negatives (0 = uniform only)

@@ -12,7 +12,7 @@ def test_resume_key_ignores_epochs_workers_and_baselines_but_not_the_model_recip
     same = load_config(RetrievalConfig, None, ["epochs=99", "trainer.num_workers=4", "baselines=[mf]",
                                                "torch_threads=2", "trainer.cpus_per_worker=2.0"])
     assert resume_key(base) == resume_key(same)  # a longer or wider rerun resumes the same checkpoints
-    for change in ("lr=0.01", "clip_max=5.0", "hard_ratio=0.3", "positive_threshold=2.0", "dim=32"):
+    for change in ("lr=0.01", "clip_max=5.0", "hard_ratio=0.3", "positive_threshold=0.5", "dim=32"):
         assert resume_key(load_config(RetrievalConfig, None, [change])) != resume_key(base), change
 
 
