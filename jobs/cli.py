@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("jobs.pipeline", "run the whole pipeline on the embedded default (simulator data)"),
     "report": ("graphrec_ray.evaluation.report", "results table and calibration curve from a run's artifacts"),
     "ope": ("jobs.ope", "off-policy estimators (IPS..Cascade-DR) checked against the simulator's true policy values"),
+    "ab": ("jobs.ab_test", "mock A/B test of reranking policies on simulated users, true effects beside estimates"),
     "pareto": ("tune.pareto", "Ray Tune sweep of the reranking weights: Pareto front, knee, pick a setting to serve"),
 }
 
