@@ -7,7 +7,8 @@ Variants (``outputs/serve_latency.csv``, columns variant, concurrency, p50_ms, p
 * ``collocated``: ``serve_app.app.build_graph`` with ``topology=collocated`` (ServeConfig's replicas/CPUs);
   ``collocated_1r``: the same with one replica (how the default replica count was chosen);
 * ``graph``: ``topology=graph`` (Ingress -> Retrieval -> Ranking -> Reranking);
-* ``noop``: a graph of the same shape whose deployments do nothing (the Serve overhead floor of ``graph``).
+* ``noop``: a graph of the same shape whose deployments do nothing (the Serve overhead floor of ``graph``);
+  ``noop1``: one no-op ingress deployment (the floor of ``collocated``: one proxy -> replica hop).
 
 The Serve variants run in groups, one local Ray cluster (a child process) per group, each with its own Serve
 settings: ``default`` (our configuration) and ``throughput`` (``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``); ``grpc``
@@ -88,7 +89,9 @@ def synthetic_run_dir(root: Path, seen_per_user: int, seed: int = 0) -> Path:
 # ------------------------------------------------------------------------------------------------ servers
 
 
-def _noop_app() -> Any:
+def _noop_app(n_stages: int = 3) -> Any:
+    """A no-op ingress calling ``n_stages`` no-op deployments (3: the graph's shape; 0: one hop, the floor of
+    the collocated topology)."""
     from fastapi import FastAPI
     from ray import serve
 
@@ -102,8 +105,8 @@ def _noop_app() -> Any:
     @serve.deployment
     @serve.ingress(api)
     class NoopIngress:
-        def __init__(self, a: Any, b: Any, c: Any) -> None:
-            self.stages = [a, b, c]
+        def __init__(self, *stages: Any) -> None:
+            self.stages = list(stages)
 
         @api.get("/recommend/{user_id}")
         async def recommend(self, user_id: str, k: int = 10) -> Any:
@@ -115,7 +118,8 @@ def _noop_app() -> Any:
 
     opts = {"ray_actor_options": {"num_cpus": 0.25}, "max_ongoing_requests": 64,
             "logging_config": {"enable_access_log": False}}
-    return NoopIngress.options(**opts).bind(*(Stage.options(name=f"Stage{i}", **opts).bind() for i in range(3)))
+    return NoopIngress.options(**opts).bind(*(Stage.options(name=f"Stage{i}", **opts).bind()
+                                              for i in range(n_stages)))
 
 
 def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
@@ -145,6 +149,7 @@ def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(_noop_app(), name="noop", route_prefix="/noop")
+        serve.run(_noop_app(0), name="noop1", route_prefix="/noop1")
         variants = [v for v in SERVE_VARIANTS if group == "default" or v != "collocated_1r"]
         for name in variants:
             vcfg = load_config(ServeConfig, ROOT / "configs/serve.yaml", [*overrides, *SERVE_VARIANTS[name]])
@@ -322,7 +327,7 @@ def run_group(group: str, run_dir: Path, paths: list[str], args: argparse.Namesp
     """Results of every variant in ``group`` (plus ``plain`` with ``default``), per concurrency level."""
     with ExitStack() as stack:
         port = stack.enter_context(server(group, run_dir, args))
-        names = ["noop", *(v for v in SERVE_VARIANTS if group == "default" or v != "collocated_1r")]
+        names = ["noop", "noop1", *(v for v in SERVE_VARIANTS if group == "default" or v != "collocated_1r")]
         targets = {v: (port, f"/{v}") for v in names}
         if group == "default" and not args.no_plain:
             targets["plain"] = (stack.enter_context(server("plain", run_dir, args)), "")
@@ -406,9 +411,12 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
         print(f"\npaired ratios, concurrency {c} ({args.requests} requests per variant, 95% intervals over blocks):")
         for g, res in results.items():
             level = res[f"c{c}"]
-            pairs = [(v, "noop") for v in level if v not in ("noop", "plain")]
+            pairs = [(v, "noop1" if v.startswith("collocated") else "noop") for v in level
+                     if v not in ("noop", "noop1", "plain")]
             if "plain" in level:
                 pairs += [(v, "plain") for v in level if v.startswith("collocated")]
+            pairs += [(a, b) for a, b in (("collocated", "graph"), ("collocated", "collocated_1r"))
+                      if a in level and b in level]  # the choice of default topology and replica count
             for v, base in pairs:
                 key = f"{g}:{v}/{base}@c{c}"
                 ratios[key] = {}
