@@ -104,8 +104,8 @@ class ServeConfig:
     http_host: str = "127.0.0.1"  # where Serve's HTTP proxy listens (set 0.0.0.0 to expose)
     http_port: int = 8000  # Serve HTTP port
     access_log: bool = False  # Serve's per-request access log lines cost CPU on every hop; metrics cover it
-    # collocated topology: the one deployment (FastAPI ingress + whole request path); 2 replicas x 0.5 CPU use
-    # both cores of a 2-core machine at c=8 and keep serving while one restarts
+    # collocated topology: the one deployment (FastAPI ingress + whole request path); 2 replicas x 0.5 CPU keep
+    # serving while one restarts (c=8 throughput vs 1 replica: 1.13x [0.85, 1.46], n.s., README "Serving")
     collocated: DeploymentSpec = field(default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.5))
     ingress: DeploymentSpec = field(default_factory=DeploymentSpec)  # FastAPI ingress
     retrieval: DeploymentSpec = field(default_factory=DeploymentSpec)  # user embedding + FAISS + seen removal
