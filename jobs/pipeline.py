@@ -239,9 +239,25 @@ def main(argv: list[str] | None = None) -> int:
     out = run(Path(args.run_dir), Path(args.data_dir), split_overrides(args.overrides),
               simulate=not args.no_simulate, serve_smoke=args.serve_smoke, config_dir=Path(args.config_dir),
               ray_address=args.ray_address, force=tuple(args.force), pareto=not args.no_pareto)
-    print("\n=== pipeline done ===")
-    print(json.dumps({"run_dir": out["run_dir"], "seconds": out["seconds"]}, indent=2))
-    print(f"serve it: graphrec serve --run-dir {args.run_dir}   (then GET /recommend/<user_id>?k=10)")
+    from graphrec_ray.evaluation.report import build_report
+
+    report = build_report(out["run_dir"], Path(out["run_dir"]) / "report")  # inside the run: safe under a job
+    total = sum(out["seconds"].values())
+    skipped = f"; up to date: {', '.join(out['skipped'])}" if out["skipped"] else ""
+    print(f"\n=== pipeline done: {total:.0f}s{skipped} ===")
+    print(json.dumps(out["seconds"], indent=2))
+    tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns').resolve()}/mlflow.db"
+    lines = [("results", f"{report['files'][1]}  (graphrec report --run-dir {args.run_dir})"),
+             ("serve it", f"graphrec serve --run-dir {args.run_dir}   then GET /recommend/<user_id>?k=10"),
+             ("MLflow", f"mlflow ui --backend-store-uri {tracking}   (pipeline run {out['mlflow_run_id']})"),
+             ("dashboard", "http://127.0.0.1:8265 on a `ray start --head --port=6380` cluster "
+                           "(GRAPHREC_DASHBOARD=1 for local runs)"),
+             ("Ray logs", "/tmp/ray/session_latest/logs   (--verbose streams them here)")]
+    pareto_png = Path(out["run_dir"]) / "pareto" / "pareto_curve.png"
+    if pareto_png.is_file():
+        lines.insert(1, ("Pareto", f"{pareto_png}  (full sweep: graphrec pareto --run-dir {args.run_dir})"))
+    for label, text in lines:
+        print(f"{label + ':':<11}{text}")
     return 0
 
 

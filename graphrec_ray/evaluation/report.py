@@ -353,7 +353,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path = "outputs") -> dict[s
     copy_dir = run_dir / "report"
     copy_dir.mkdir(exist_ok=True)
     for p in written + rep.images:
-        shutil.copyfile(p, copy_dir / p.name)
+        if p.resolve() != (copy_dir / p.name).resolve():
+            shutil.copyfile(p, copy_dir / p.name)
     return {"files": [str(p) for p in written], "missing": rep.missing, "n_rows": len(rep.rows)}
 
 
