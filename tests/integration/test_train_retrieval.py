@@ -81,3 +81,28 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
     state = train_retrieval.fit_model("lightgcn_ips", cfg, layout)
     assert state["selected_step"] == m["selected_step"]
     assert np.array_equal(state["user"], ue)
+
+
+def test_tune_retrieval_search_then_train_applies_it(ray_cluster: None, tmp_path: Path) -> None:
+    """``graphrec tune-retrieval`` on Ray Tune (2 trials, validation only) writes search.json; train-retrieval then
+    uses the chosen values and refits the searched model for the searched steps (no second selection)."""
+    from graphrec_ray.retrieval.search import RetrievalSearchConfig
+    from jobs import train_retrieval
+    from tune.retrieval_search import search
+
+    run_dir = _sim_run(tmp_path, preset="tiny")
+    base = load_config(RetrievalConfig, "configs/retrieval.yaml",
+                       ["dim=8", "batch_size=64", "positive_threshold=0.5", "val_relevance=0.5", "min_steps=5"])
+    s = RetrievalSearchConfig(num_samples=2, epochs=(2, 4), positive_threshold=(0.5,), hard_ratio=(0.0, 0.0))
+    doc = search(s, base, run_dir)
+    assert len(doc["trials"]) == 2 and doc["steps"] >= 1
+    assert doc["val"] == max(t["selected_val"] for t in doc["trials"])
+    assert set(doc["params"]) == set(s.space())
+
+    cfg = load_config(RetrievalConfig, "configs/retrieval.yaml",
+                      ["dim=8", "batch_size=64", "baselines=[popularity]", "trainer.num_workers=0"])
+    metrics = train_retrieval.run(cfg, run_dir)
+    m = metrics["models"]["lightgcn_ips"]
+    assert m["refit_steps"] == doc["steps"] and m["selection_points"] == 0
+    man = read_manifest(RunLayout(run_dir).retrieval)
+    assert man["search"]["params"] == doc["params"] and man["refit_steps"] == doc["steps"]
