@@ -130,3 +130,20 @@ def test_report_refuses_a_folder_with_no_artifacts(tmp_path: Path) -> None:
         build_report(tmp_path, tmp_path / "out")
     with pytest.raises(UserError, match="not found"):
         build_report(tmp_path / "nope", tmp_path / "out")
+
+
+def test_readme_block_is_regenerated_between_markers(tmp_path: Path) -> None:
+    """The README's results section is the report's table, regenerated, never typed (issue 10, item 7)."""
+    from graphrec_ray.evaluation.report import README_BEGIN, README_END, readme_block, splice_readme
+
+    rows = [{"section": "retrieval", "model": "lightgcn_ips", "setting": "unbiased/gt2.0", "metric": "recall@20",
+             "value": "0.25", "ci_low": "0.2", "ci_high": "0.3"},
+            {"section": "comparison", "model": "lightgcn_ips - mf", "setting": "unbiased/gt2.0",
+             "metric": "recall@20", "value": "0.01", "ci_low": "-0.01", "ci_high": "0.03"}]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{README_BEGIN}\nold typed table 0.999\n{README_END}\ntail\n")
+    splice_readme(readme, readme_block(rows, "runs/demo"))
+    text = readme.read_text()
+    assert "0.999" not in text and text.startswith("# x\n") and text.endswith("tail\n")
+    assert "0.2500 [0.2000, 0.3000]" in text and "not significant" in text
+    assert text.count(README_BEGIN) == 1 and text.count(README_END) == 1
