@@ -42,6 +42,7 @@ from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.data import Interactions, load_interactions
 
 DEFAULT_CONFIG = "configs/retrieval.yaml"
+PER_USER_DIR = "per_user"  # under run_dir/retrieval/: one seed=<seed>.npz per training seed (graphrec report)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -203,6 +204,7 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     """
     import mlflow
 
+    from graphrec_ray.evaluation.compare import save_per_user
     from graphrec_ray.retrieval.build import training_positives
     from graphrec_ray.retrieval.evaluate import evaluate
     from graphrec_ray.retrieval.fit import concat
@@ -222,6 +224,7 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     if cfg.tracking_uri:
         mlflow.set_tracking_uri(cfg.tracking_uri)
     names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
+    per_user: dict[str, dict[str, np.ndarray]] = {}
     metrics: dict[str, Any] = {"models": {}, "primary": cfg.model,
                                "search": None if search is None else {"params": search["params"],
                                                                      "steps": search["steps"],
@@ -237,7 +240,8 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
                     m = evaluate(MostPopular().fit(positives), cfg, inputs, positives, None, weights,
                                  validation=True)  # validation score of the train-only fit, for reference
                     m = {k: v for k, v in m.items() if k.startswith("val/")}
-                    m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_pos, gt, weights))
+                    m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_pos, gt, weights,
+                                      per_user=per_user.setdefault(name, {})))
                     info: dict[str, Any] = {}
                 else:
                     fixed = int(search["steps"]) if search is not None and search["model"] == name else None
@@ -256,11 +260,13 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
                         _write_embeddings(layout, state["user"], state["item"])
                         if state.get("checkpoint_path"):
                             mlflow.log_artifact(os.path.join(state["checkpoint_path"], "state.pt"), "checkpoint")
-                    m.update(evaluate(rec, cfg, inputs, refit_pos, gt, weights))
+                    m.update(evaluate(rec, cfg, inputs, refit_pos, gt, weights, per_user=per_user.setdefault(name, {})))
                 m_info = {**info, "train_s": time.perf_counter() - t0}
                 mlflow.log_metrics({_mlflow_key(k): v for k, v in m.items() if np.isfinite(v)})
                 mlflow.log_metrics({k: float(v) for k, v in m_info.items()})
                 metrics["models"][name] = {**m, **m_info}
+        # per-user values of this seed, for paired comparisons over >= 3 seeds (graphrec report)
+        save_per_user(layout.retrieval / PER_USER_DIR / f"seed={cfg.seed}.npz", per_user)
         emb_version = _write_outputs(layout, cfg, metrics)
         mlflow.log_artifact(str(layout.user_embeddings), "embeddings")
         mlflow.log_artifact(str(layout.item_embeddings), "embeddings")

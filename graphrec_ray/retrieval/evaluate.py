@@ -20,7 +20,7 @@ from graphrec_ray.retrieval.data import Interactions, union_matrix
 
 def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], seen: Interactions,
              ground_truth: Any | None = None, item_weights: np.ndarray | None = None,
-             validation: bool = False) -> dict[str, float]:
+             validation: bool = False, per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """All protocols for one fitted recommender.
 
     Args:
@@ -32,7 +32,11 @@ def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], see
         ground_truth: the simulator's ground truth (adds ``true/``), or None.
         item_weights: ``(I,)`` IPS weights; add ``ips_`` metrics to the temporal protocols.
         validation: also score the validation split (only meaningful when ``rec`` never saw it).
+        per_user: optional dict filled with the per-user values of the reported protocols, keys prefixed like
+            the metrics (``test/recall@20``, ``unbiased/gt2.0/ndcg@10``, ``true/...``; ``<protocol>/users`` the
+            user indices), for paired comparisons over seeds (:mod:`graphrec_ray.evaluation.compare`).
     """
+    parts: dict[str, dict[str, np.ndarray]] = {"test": {}, "unbiased": {}, "true": {}}
     seen_m = seen.matrix()
     thr = cfg.positive_threshold
     out: dict[str, float] = {}
@@ -41,18 +45,23 @@ def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], see
         for k, v in temporal_protocol(rec.score, inputs["val"], seen_m, thr, item_weights=item_weights).items():
             out[f"val/{k}"] = v
     test_excl = union_matrix(seen_m, val_pos)
-    for k, v in temporal_protocol(rec.score, inputs["test"], test_excl, thr, item_weights=item_weights).items():
+    for k, v in temporal_protocol(rec.score, inputs["test"], test_excl, thr, item_weights=item_weights,
+                                  per_user=parts["test"]).items():
         out[f"test/{k}"] = v
     rules = tuple(parse_relevance(s) for s in cfg.unbiased_relevance)
     if len(inputs["eval_small"]):
-        for k, v in unbiased_protocol(rec.score, inputs["eval_small"], seen_m, rules).items():
+        for k, v in unbiased_protocol(rec.score, inputs["eval_small"], seen_m, rules,
+                                      per_user=parts["unbiased"]).items():
             out[f"unbiased/{k}"] = v
     if ground_truth is not None and len(inputs["eval_small"]):
         users = np.unique(inputs["eval_small"].user_idx)
         p = ground_truth.p_click(inputs["user_map"].to_raw(users),
                                  inputs["item_map"].to_raw(np.arange(inputs["n_items"])))
-        for k, v in true_preference_protocol(rec.score, users, p, seen_m, cfg.true_pref_threshold).items():
+        for k, v in true_preference_protocol(rec.score, users, p, seen_m, cfg.true_pref_threshold,
+                                             per_user=parts["true"]).items():
             out[f"true/{k}"] = v
+    if per_user is not None:
+        per_user.update({f"{proto}/{k}": v for proto, vals in parts.items() for k, v in vals.items()})
     return out
 
 

@@ -6,6 +6,7 @@ stage, 77.7 s vs 106.3 s for the first run)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,7 +20,17 @@ FAST = ["simulate.preset=tiny", "retrieval.dim=16", "retrieval.baselines=[popula
         "ranking.epochs=1", "ranking.expert_hidden=[16]", "ranking.tower_hidden=[8]"]
 
 
-def test_resubmit_skips_finished_stages_and_resumes_a_cut_stage(ray_cluster: None, tmp_path: Path) -> None:
+@pytest.fixture()
+def no_serve_left(ray_cluster: None) -> Iterator[None]:
+    """The smoke test starts Serve's proxy (port 8000) on the shared test cluster; stop it afterwards so later
+    modules' Serve fixtures get the ports they ask for."""
+    yield
+    from ray import serve
+
+    serve.shutdown()
+
+
+def test_resubmit_skips_finished_stages_and_resumes_a_cut_stage(no_serve_left: None, tmp_path: Path) -> None:
     run_dir, data_dir = tmp_path / "run", tmp_path / "data"
     first = run(run_dir, data_dir, split_overrides(FAST), serve_smoke=3)
     assert first["skipped"] == [] and set(first["seconds"]) >= {"preprocess", "train-retrieval", "train-ranker"}
@@ -36,8 +47,10 @@ def test_resubmit_skips_finished_stages_and_resumes_a_cut_stage(ray_cluster: Non
 
     mark_started(RunLayout(run_dir).ranking)  # the ranker stage was killed mid-way
     resumed = run(run_dir, data_dir, split_overrides(FAST), serve_smoke=3)
-    assert "train-ranker" in resumed["seconds"] and set(resumed["seconds"]) <= {"train-ranker", "serve-smoke"}
-    assert resumed["skipped"] == ["preprocess", "train-retrieval", "build-index"]
+    assert "train-ranker" in resumed["seconds"] and "train-ranker" not in resumed["skipped"]
+    assert {"preprocess", "train-retrieval", "build-index"} <= set(resumed["skipped"])
+    # the smoke test and the sweep rerun only if the retrained ranker differs (it is seeded, so usually not)
+    assert set(resumed["seconds"]) <= {"train-ranker", "serve-smoke", "pareto"}
 
     forced = run(run_dir, data_dir, split_overrides(FAST), serve_smoke=0, force=("build-index",))
     assert set(forced["seconds"]) == {"build-index"}

@@ -68,6 +68,15 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
     assert m["budget_steps"] == budget.total_steps == m["steps_run"]  # no early stopping: whole budget
     assert m["refit_steps"] == m["selected_step"] == man["selected_step"] and m["selected_step"] in budget.eval_points()
 
+    # per-user values of this seed, for paired comparisons over seeds (graphrec report)
+    from graphrec_ray.evaluation.compare import load_per_user
+
+    per = load_per_user(layout.retrieval / "per_user" / f"seed={cfg.seed}.npz")
+    assert set(per) == {"lightgcn_ips", "popularity"}
+    users = per["lightgcn_ips"]["unbiased/users"]
+    vals = per["lightgcn_ips"]["unbiased/gt2.0/recall@20"]
+    assert vals.shape == users.shape and np.nanmean(vals) == pytest.approx(m["unbiased/gt2.0/recall@20"])
+
     runs = mlflow.search_runs(experiment_names=["retrieval"])
     assert len(runs) == 3  # parent + one nested run per model
     child = runs[runs["tags.mlflow.runName"] == "lightgcn_ips"].iloc[0]
