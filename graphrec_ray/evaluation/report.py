@@ -402,7 +402,63 @@ def readme_block(rows: list[dict[str, Any]], run_dir: str | Path) -> str:
         keys = list(dict.fromkeys((r["model"], r["setting"]) for r in lat))
         body = [[m, st] + [_cell_of(lat, m, st, k) for k in ("p50_ms", "p95_ms", "p99_ms")] for m, st in keys]
         out += [_md_table(["serving variant", "setting", "p50 ms", "p95 ms", "p99 ms"], body), ""]
+    decision = decision_block(run_dir)
+    if decision:
+        out += [decision]
     return "\n".join(out + [README_END])
+
+
+AB_METRICS = ("ctr", "value_per_user", "session_length", "distinct_categories")  # the README's A/B columns
+OPE_HEADLINE = ("dr", "switch_dr", "cascade_dr", "rips", "ips", "dm")  # the README's OPE rows
+
+
+def _iv(est: float, lo: Any, hi: Any) -> str:
+    return _fmt(float(est), (float(lo), float(hi))) if lo not in ("", None) else f"{float(est):.4f}"
+
+
+def decision_block(run_dir: str | Path) -> str:
+    """README lines from the decision-support artifacts of ``run_dir`` (Pareto summary, A/B results, OPE table);
+    empty when none exists."""
+    run_dir = Path(run_dir)
+    out: list[str] = []
+    par = run_dir / "pareto" / "pareto_summary.json"
+    if par.is_file():
+        d = json.loads(par.read_text())
+        k = d["knee"]
+        out += [f"Pareto sweep (`{par}`): {d['n_settings']} settings, {d['n_non_dominated']} non-dominated, "
+                f"hypervolume {d['hypervolume']:.4f} (grid alone {d['hypervolume_by_searcher'].get('grid', 0):.4f}, "
+                f"NSGA-II alone {d['hypervolume_by_searcher'].get('nsga2', 0):.4f}); knee w_engagement "
+                f"{k['w_engagement']:.3f}, w_value {k['w_value']:.3f}, lambda {k['lambda_diversity']:.3f}, pool "
+                f"{k['pool_size']}. Knee minus serving weights, paired over {d['users_holdout']} held-out users:", ""]
+        body = [[obj, _iv(v["difference"], v["ci_low"], v["ci_high"]), v["verdict"]]
+                for obj, v in d["knee_minus_serving"].items()]
+        out += [_md_table(["objective (simulator truth, top-10)", "knee - serving", "verdict"], body), ""]
+    ab = run_dir / "ab" / "ab_results.json"
+    if ab.is_file():
+        d = json.loads(ab.read_text())
+        arms = list(dict.fromkeys(a["arm"] for a in d["arms"]))
+        cell = {(a["arm"], a["metric"]): f"{_iv(a['estimate'], a['ci_low'], a['ci_high'])} ({float(a['true']):.4f})"
+                for a in d["arms"]}
+        out += [f"Mock A/B test (`{ab}`): estimate [95% interval] (exact true value).", ""]
+        out += [_md_table(["arm"] + list(AB_METRICS), [[a] + [cell.get((a, m), "") for m in AB_METRICS]
+                                                       for a in arms]), ""]
+        body = [[f"{x['arm']} - {x['control']}", x["metric"],
+                 f"{_iv(x['estimate'], x['ci_low'], x['ci_high'])} ({float(x['true_difference']):.4f})", x["verdict"]]
+                for x in d["differences"] if x["metric"] in AB_METRICS]
+        out += [_md_table(["difference", "metric", "estimate [95% CI] (truth)", "verdict"], body), ""]
+    ope = run_dir / "ope" / "ope_results.csv"
+    if ope.is_file():
+        _, rows = _read_csv(ope)
+        rows = [r for r in rows if r.get("estimator") in OPE_HEADLINE and "setting" in r]
+        if rows:
+            out += [f"Off-policy evaluation (`{ope}`): relative error against the exact true value, mean over logs "
+                    "and target policies [95% interval], interval coverage, Kendall tau of the target ranking.", ""]
+            body = [[r["setting"], r["estimator"], f"{int(float(r['n_rounds'])):,}",
+                     _iv(r["rel_error"], r.get("rel_error_low", ""), r.get("rel_error_high", "")),
+                     f"{float(r['coverage']):.2f}", f"{float(r['kendall_tau']):.2f}"] for r in rows]
+            out += [_md_table(["setting", "estimator", "logged rounds", "relative error", "coverage", "Kendall tau"],
+                              body), ""]
+    return "\n".join(out)
 
 
 def splice_readme(readme: str | Path, block: str) -> None:
