@@ -46,11 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graphrec_ray.config import load_config  # noqa: E402
 from graphrec_ray.evaluation.stats import bootstrap_mean, bootstrap_ratio, paired_difference  # noqa: E402
+from graphrec_ray.interactions import Interactions  # noqa: E402
 from graphrec_ray.retrieval.base import EmbeddingRecommender  # noqa: E402
 from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
-from graphrec_ray.retrieval.data import Interactions  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_true, per_user_unbiased  # noqa: E402
-from graphrec_ray.retrieval.fit import concat, fit_in_process  # noqa: E402
+from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
 from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
 
 PRESETS = ("demo", "bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse")
@@ -130,7 +130,7 @@ def pyg_reference(train: Interactions, val: Interactions, threshold: float, seed
 
     train_pos = train.relevant(">=", threshold)
     _, _, epochs = fit(train_pos, max_epochs, val)
-    refit_pos = concat(train, val).relevant(">=", threshold)
+    refit_pos = train.concat(val).relevant(">=", threshold)
     u, i, _ = fit(refit_pos, epochs, None)
     return u, i, refit_pos, epochs
 
@@ -166,7 +166,7 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
             t = time.perf_counter()
             c = replace(cfg, seed=seed)
             if name == "popularity":
-                seen = concat(inputs["train"], inputs["val"]).relevant(">=", cfg.positive_threshold)
+                seen = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
                 score = MostPopular().fit(seen).score
             elif name == "pyg_ref":
                 u, i, seen, ep = pyg_reference(inputs["train"], inputs["val"], ref_threshold, seed)

@@ -35,11 +35,11 @@ import numpy as np
 from graphrec_ray.config import config_hash, from_mapping, to_dict
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
+from graphrec_ray.interactions import Interactions, load_interactions
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, write_manifest
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions, load_interactions
 
 DEFAULT_CONFIG = "configs/retrieval.yaml"
 PER_USER_DIR = "per_user"  # under run_dir/retrieval/: one seed=<seed>.npz per training seed (graphrec report)
@@ -89,7 +89,7 @@ def train_loop(config: dict[str, Any]) -> None:
 
     import ray.train.torch
     from graphrec_ray.retrieval.build import build_adjacency, build_model, build_trainer, training_positives
-    from graphrec_ray.retrieval.fit import budget_for, concat, select_then_refit, validation_fn
+    from graphrec_ray.retrieval.fit import budget_for, select_then_refit, validation_fn
     from jobs.ray_train import load_checkpoint, report, world_rank, world_size
 
     cfg = from_mapping(RetrievalConfig, config["cfg"])
@@ -100,7 +100,7 @@ def train_loop(config: dict[str, Any]) -> None:
     rank, world = world_rank(), world_size()
     inputs = load_inputs(pre_dir)
     train_pos = training_positives(cfg, inputs["train"])
-    all_rows = concat(inputs["train"], inputs["val"])
+    all_rows = inputs["train"].concat(inputs["val"])
     refit_pos = training_positives(cfg, all_rows)
     w_sel = _item_weights(cfg, inputs["train"], train_pos, pre_dir)
     w_ref = _item_weights(cfg, all_rows, refit_pos, pre_dir)
@@ -207,7 +207,6 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     from graphrec_ray.evaluation.compare import save_per_user
     from graphrec_ray.retrieval.build import training_positives
     from graphrec_ray.retrieval.evaluate import evaluate
-    from graphrec_ray.retrieval.fit import concat
     from graphrec_ray.retrieval.popularity import MostPopular
     from jobs.common import mlflow_run
 
@@ -217,8 +216,9 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     search = load_search(layout) if cfg.use_search else None
     cfg = apply_search(cfg, search)
     positives = training_positives(cfg, inputs["train"])
-    all_rows = concat(inputs["train"], inputs["val"])
+    all_rows = inputs["train"].concat(inputs["val"])
     refit_pos = training_positives(cfg, all_rows) if cfg.refit else positives
+    refit_splits = ("train", "val") if cfg.refit else ("train",)
     weights = _item_weights(cfg, inputs["train"], positives, layout.preprocess)
     gt = _load_ground_truth(layout)
     if cfg.tracking_uri:
@@ -237,10 +237,10 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
             t0 = time.perf_counter()
             with mlflow.start_run(run_name=name, nested=True):
                 if name == "popularity":
-                    m = evaluate(MostPopular().fit(positives), cfg, inputs, positives, None, weights,
+                    m = evaluate(MostPopular().fit(positives), cfg, inputs, ("train",), None, weights,
                                  validation=True)  # validation score of the train-only fit, for reference
                     m = {k: v for k, v in m.items() if k.startswith("val/")}
-                    m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_pos, gt, weights,
+                    m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_splits, gt, weights,
                                       per_user=per_user.setdefault(name, {})))
                     info: dict[str, Any] = {}
                 else:
@@ -260,7 +260,7 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
                         _write_embeddings(layout, state["user"], state["item"])
                         if state.get("checkpoint_path"):
                             mlflow.log_artifact(os.path.join(state["checkpoint_path"], "state.pt"), "checkpoint")
-                    m.update(evaluate(rec, cfg, inputs, refit_pos, gt, weights, per_user=per_user.setdefault(name, {})))
+                    m.update(evaluate(rec, cfg, inputs, refit_splits, gt, weights, per_user=per_user.setdefault(name, {})))
                 m_info = {**info, "train_s": time.perf_counter() - t0}
                 mlflow.log_metrics({_mlflow_key(k): v for k, v in m.items() if np.isfinite(v)})
                 mlflow.log_metrics({k: float(v) for k, v in m_info.items()})

@@ -2,6 +2,16 @@
 
 The same builder serves ``serve run configs/serve_app.yaml`` (args in the YAML), ``graphrec serve`` and tests.
 Building only reads the :class:`ServeConfig` YAML and binds deployments; models load inside the replicas.
+
+Relative ``run_dir`` / ``config`` arguments resolve against :data:`PROJECT_ROOT` (the folder holding
+``serve_app/``), never against the working directory: Serve builds an application from a config file inside a Ray
+worker on the cluster, whose working directory is wherever ``ray start`` ran, so ``runs/demo`` used to name
+another folder (or none) there. A run directory that does not exist is refused at build time with the resolved
+path in the message, instead of failing later in every replica.
+
+``serve build`` only accepts an already built application (ray-project/ray#37819), so the module also offers
+``app``: the default application (``AppArgs()``), built on first access, not at import
+(``serve build serve_app.app:app``). ``graphrec kuberay`` turns that output into the KubeRay manifest.
 """
 
 from __future__ import annotations
@@ -17,12 +27,14 @@ from pydantic import BaseModel, Field
 from ray.serve import Application
 
 from graphrec_ray.config import load_config
+from graphrec_ray.errors import ConfigError, UserError
 from graphrec_ray.serving.config import ServeConfig
 from serve_app.collocated import Collocated
 from serve_app.deployments import Ingress, Ranking, Reranking, Retrieval
 from serve_app.http_front import RERANK_KNOBS
 
 DEFAULT_CONFIG = "configs/serve.yaml"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # relative app args resolve here, wherever the app is built
 TOKEN_ENV = "GRAPHREC_RELOAD_TOKEN"  # where the reload token comes from when ServeConfig.reload_token is ""
 
 
@@ -89,13 +101,67 @@ def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[
         retrieval, ranking, reranking, cfg, str(rd), board)
 
 
-def build_app(args: AppArgs) -> Application:
-    """Serve application builder (``import_path: serve_app.app:build_app``).
+def resolve_app_path(text: str, root: Path | None = None) -> Path:
+    """``text`` as an absolute path: kept when absolute, else joined to ``root`` (default :data:`PROJECT_ROOT`)."""
+    p = Path(text).expanduser()
+    return (p if p.is_absolute() else (root or PROJECT_ROOT) / p).resolve()
 
-    The board key is a digest of the arguments, so ``serve deploy`` of the same config (e.g. a changed
-    ``user_config``) keeps the replicas on the board they follow.
+
+def resolve_app_args(args: AppArgs, root: Path | None = None, check: bool = True) -> tuple[Path, str | None]:
+    """``(run_dir, config)`` of ``args`` as absolute paths (relative ones against ``root``, see module doc).
+
+    ``config=None`` stays ``None`` (defaults), and so does the default ``configs/serve.yaml`` when the project
+    holds no such file (an installed package). With ``check``, a ``run_dir`` that is not a directory raises.
+
+    Raises:
+        UserError: ``check`` and ``run_dir`` names no directory (the message gives the resolved path and the rule).
+        ConfigError: ``config`` names a file that does not exist.
+    """
+    root = root or PROJECT_ROOT
+    run_dir = resolve_app_path(args.run_dir, root)
+    rule = ("" if Path(args.run_dir).is_absolute() else
+            f" (a relative run_dir resolves against the project root {root}, not against the folder `ray start` "
+            "ran in; give an absolute path to serve a run kept elsewhere)")
+    if check and not run_dir.is_dir():
+        raise UserError(f"run_dir '{args.run_dir}' is not a directory: {run_dir}{rule}")
+    config: str | None = None
+    if args.config is not None:
+        path = resolve_app_path(args.config, root)
+        if path.is_file():
+            config = str(path)
+        elif args.config != DEFAULT_CONFIG:
+            raise ConfigError(f"config '{args.config}' is not a file: {path} (relative paths resolve against the "
+                              f"project root {root})")
+    return run_dir, config
+
+
+def board_key_of(args: AppArgs) -> str:
+    """Digest of the arguments: ``serve deploy`` of the same config (e.g. a changed ``user_config``) keeps the
+    replicas on the board they follow."""
+    return hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:12]
+
+
+def build_app(args: AppArgs) -> Application:
+    """Serve application builder (``import_path: serve_app.app:build_app``; paths resolve as the module doc says).
+
+    Raises:
+        UserError: ``run_dir`` is not a directory, or ``config`` is not a file (shown by ``serve status``).
     """
     if isinstance(args, dict):  # direct calls with a plain dict
         args = AppArgs.model_validate(args)
-    key = hashlib.sha256(args.model_dump_json().encode()).hexdigest()[:12]
-    return build_graph(load_serve_config(args.config, args.overrides), args.run_dir, board_key=key)
+    run_dir, config = resolve_app_args(args)
+    return build_graph(load_serve_config(config, args.overrides), run_dir, board_key=board_key_of(args))
+
+
+def __getattr__(name: str) -> Application:
+    """``app``: the default application (``AppArgs()``, serving ``<project>/runs/demo``), for ``serve build``.
+
+    Built on access (module ``__getattr__``), so importing this module still binds nothing. The run directory is
+    not checked: ``serve build`` only records deployment options, and the generated config names
+    :func:`build_app` with its own ``args``.
+    """
+    if name == "app":
+        args = AppArgs()
+        run_dir, config = resolve_app_args(args, check=False)
+        return build_graph(load_serve_config(config, args.overrides), run_dir, board_key=board_key_of(args))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

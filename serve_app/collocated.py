@@ -22,13 +22,16 @@ from ray import serve
 from graphrec_ray.errors import DataError
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.pipeline import recommend
+from graphrec_ray.ranking.context import RequestContext
+from graphrec_ray.serving.pipeline import lookup_item, lookup_user, pair_candidates, rank, recommend
 from graphrec_ray.serving.versioned import ModelVersion, VersionSlot, load_version, resolve_loader
 from serve_app.http_front import HttpFront, apply_rerank_user_config, logger, make_api
+from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route
+from serve_app.metrics_ray import replica_metrics
 from serve_app.version_pointer import Follower, board_handle, follow
 
 
-class Recommender(HttpFront):
+class Recommender(FeedbackFront, HttpFront):
     """The whole request path of one replica (no Ray).
 
     Args:
@@ -41,6 +44,7 @@ class Recommender(HttpFront):
 
     def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None) -> None:
         self.init_front(cfg)
+        self.init_feedback()
         self._base_cfg = cfg
         self._loader = ranker_loader or resolve_loader(cfg.ranker_loader)
         self.cache = EmbeddingCache.from_config(cfg.cache)
@@ -61,7 +65,24 @@ class Recommender(HttpFront):
 
     async def answer(self, raw_user: int, k: int, t0: float) -> dict[str, Any]:
         v, c = self.slot.get(), self.cfg  # one read each: a reload or reconfigure never mixes within a request
-        return recommend(v, raw_user, k, c, self.cache)
+        try:
+            return recommend(v, raw_user, k, c, self.cache)
+        finally:
+            self.sync_cache_metrics()
+
+    def sync_cache_metrics(self) -> None:
+        """Cache events and breaker state into the metrics (cumulative counts; ~10 us)."""
+        s = self.cache.stats
+        self.metrics.sync_cache(s.hits, s.misses, s.errors, s.skipped, self.cache.breaker.state)
+
+    async def predict_click(self, raw_user: int, raw_item: int) -> tuple[float, str]:
+        v = self.slot.get()
+        item_idx = lookup_item(v.ids, raw_item)
+        if item_idx < 0:
+            raise UnknownItem(raw_item)
+        scored = rank(v.ranking, pair_candidates(v.version, lookup_user(v.ids, raw_user), item_idx),
+                      RequestContext(timestamp=time.time()))
+        return float(scored.p_click[0]), v.version
 
     def current_version(self) -> str:
         return self.slot.get().version
@@ -75,8 +96,9 @@ class Recommender(HttpFront):
         if version == self.current_version():
             return
         new = self._prepared.pop(version, None) or await asyncio.to_thread(self._load, run_dir, version)
-        self.slot.swap(new)
+        old = self.slot.swap(new)
         self._prepared.clear()
+        self.metrics.version_switched(old.version, new.version)
 
     def warm_up(self) -> None:
         """One known-user and one cold-start request through the path (first-call costs before traffic)."""
@@ -94,13 +116,15 @@ class Recommender(HttpFront):
 
 
 @serve.deployment(name="Recommender")
-@serve.ingress(make_api("GraphRecSys (collocated)"))
+@serve.ingress(add_feedback_route(make_api("GraphRecSys (collocated)")))
 class Collocated(Recommender):
     """Serve deployment of :class:`Recommender`; follows the application's version board."""
 
     async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
                        board_name: str | None = None) -> None:
+        t_start = time.perf_counter()
         Recommender.__init__(self, cfg, run_dir, ranker_loader)
+        self.metrics = replica_metrics()  # this replica's /metrics plus Ray's cluster-wide export
         self.follower: Follower | None = None
         if board_name:
             v = self.slot.get()
@@ -110,6 +134,7 @@ class Collocated(Recommender):
         t = time.perf_counter()
         self.warm_up()
         logger.info("collocated replica warm in %.0f ms", (time.perf_counter() - t) * 1e3)
+        self.metrics.replica_started(time.perf_counter() - t_start, self.current_version())
 
     def __del__(self) -> None:
         if getattr(self, "follower", None) is not None:

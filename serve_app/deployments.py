@@ -21,22 +21,30 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ray import serve
+from ray.exceptions import ActorUnavailableError, RayActorError
 
 from graphrec_ray.ids import UNKNOWN
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
+from graphrec_ray.serving.metrics import ServingMetrics
 from graphrec_ray.serving.pipeline import (
-    Candidates, Reranked, Scored, lookup_user, rank, rerank, response_body, retrieve_batch,
+    Candidates, Reranked, Scored, lookup_item, lookup_user, pair_candidates, rank, rerank, response_body,
+    retrieve_batch,
 )
 from graphrec_ray.serving.versioned import (
     IdPart, PartCache, VersionSlot, load_ids, load_ranking_part, load_rerank_part, load_retrieval_part,
     resolve_loader, version_id,
 )
 from serve_app.http_front import HttpFront, apply_rerank_user_config, make_api
+from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route
+from serve_app.metrics_ray import replica_metrics
 from serve_app.version_pointer import Follower, board_handle, follow
 
 logger = logging.getLogger("ray.serve")
+# a stage replica that died (killed, OOM, node lost) mid-call: Serve's router drops it, so one retry of the
+# idempotent stage call lands on a live replica (measured: benchmarks/replica_failure.py)
+REPLICA_GONE = (RayActorError, ActorUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class _Stage:
     stage = "stage"  # name used in health errors
     parts: PartCache
     follower: Follower | None = None
+    metrics: ServingMetrics | None = None  # set by the Serve deployments (replica starts, cache events)
 
     def warm(self, ref: VersionRef) -> str:
         """Load ``ref``'s part now; returns the version id."""
@@ -77,6 +86,12 @@ class _Stage:
             ref = make_ref(run_dir)
             board = board_handle(f"{serve.get_replica_context().app_name}:{board_name}", ref.run_dir, ref.version)
             self.follower = await follow(board, self.prepare, self.commit, ref.version)
+
+    def started(self, t0: float) -> None:
+        """In a Serve replica: switch to Ray-exported metrics and record this start (``t0``: perf_counter)."""
+        self.metrics = replica_metrics()
+        loaded = self.parts.loaded()
+        self.metrics.replica_started(time.perf_counter() - t0, loaded[-1] if loaded else "")
 
     def check_health(self) -> None:
         if not self.parts.loaded():
@@ -100,17 +115,22 @@ class RetrievalStage(_Stage):
         self.parts = PartCache(lambda d: load_retrieval_part(d, cfg.seen_splits, cfg.cold_start_pool),
                                cfg.max_loaded_versions)
         self.cache = EmbeddingCache.from_config(cfg.cache)
+        self.metrics = ServingMetrics()
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
     def retrieve_many(self, refs: list[VersionRef], user_idx: list[int]) -> list[Candidates]:
         """Candidates for a batch of ``(version, user_idx)`` requests (grouped by version)."""
         out: list[Candidates | None] = [None] * len(refs)
-        for vid in dict.fromkeys(r.version for r in refs):
-            rows = [i for i, r in enumerate(refs) if r.version == vid]
-            part = self.parts.get(vid, refs[rows[0]].run_dir)
-            cands = retrieve_batch(part, vid, [user_idx[i] for i in rows], self.cache, self.cfg.k_candidates)
-            for i, c in zip(rows, cands):
-                out[i] = c
+        try:
+            for vid in dict.fromkeys(r.version for r in refs):
+                rows = [i for i, r in enumerate(refs) if r.version == vid]
+                part = self.parts.get(vid, refs[rows[0]].run_dir)
+                cands = retrieve_batch(part, vid, [user_idx[i] for i in rows], self.cache, self.cfg.k_candidates)
+                for i, c in zip(rows, cands):
+                    out[i] = c
+        finally:
+            s = self.cache.stats  # the cache lives here in the graph: its events and breaker state
+            self.metrics.sync_cache(s.hits, s.misses, s.errors, s.skipped, self.cache.breaker.state)
         return out  # type: ignore[return-value]
 
     def breaker_state(self) -> str:
@@ -169,7 +189,7 @@ class IngressVersion:
     ids: IdPart
 
 
-class GraphFront(HttpFront):
+class GraphFront(FeedbackFront, HttpFront):
     """The graph's ingress: captures the version once per request and calls the three stages' handles.
 
     Args:
@@ -181,6 +201,7 @@ class GraphFront(HttpFront):
 
     def __init__(self, retrieval: Any, ranking: Any, reranking: Any, cfg: ServeConfig, run_dir: str) -> None:
         self.init_front(cfg)
+        self.init_feedback()
         self.retrieval = retrieval.options(method_name="retrieve")
         self.ranking = ranking.options(method_name="score")
         self.reranking = reranking.options(method_name="rerank")
@@ -203,19 +224,37 @@ class GraphFront(HttpFront):
             except Exception:  # noqa: BLE001 - a cold first request is better than a replica that never starts
                 logger.warning("ingress warm-up request failed (user_idx=%d)", user_idx, exc_info=True)
 
+    @staticmethod
+    async def call(handle: Any, *args: Any) -> Any:
+        """``handle.remote(*args)``, once more if the replica it reached died (stage calls are idempotent)."""
+        try:
+            return await handle.remote(*args)
+        except REPLICA_GONE:
+            logger.warning("a stage replica died mid-call; retrying on another replica")
+            return await handle.remote(*args)
+
     async def answer(self, raw_user: int, k: int, t0: float) -> dict[str, Any]:
         v = self.slot.get()  # the ONLY read of the current version for this request
         user_idx = lookup_user(v.ids, raw_user)
-        cand: Candidates = await self.retrieval.remote(v.ref, user_idx)
+        cand: Candidates = await self.call(self.retrieval, v.ref, user_idx)
         t1 = time.perf_counter()
-        scored: Scored = await self.ranking.remote(v.ref, cand, time.time())
+        scored: Scored = await self.call(self.ranking, v.ref, cand, time.time())
         t2 = time.perf_counter()
-        out: Reranked = await self.reranking.remote(v.ref, scored, k)
+        out: Reranked = await self.call(self.reranking, v.ref, scored, k)
         t3 = time.perf_counter()
         if not cand.version == scored.version == out.version == v.ref.version:
             raise RuntimeError("stages answered with different model versions")
         return response_body(raw_user, v.ref.version, v.ids, cand, out, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
                              (t3 - t2) * 1e3, (time.perf_counter() - t0) * 1e3)
+
+    async def predict_click(self, raw_user: int, raw_item: int) -> tuple[float, str]:
+        v = self.slot.get()
+        item_idx = lookup_item(v.ids, raw_item)
+        if item_idx < 0:
+            raise UnknownItem(raw_item)
+        cand = pair_candidates(v.ref.version, lookup_user(v.ids, raw_user), item_idx)
+        scored: Scored = await self.call(self.ranking, v.ref, cand, time.time())
+        return float(scored.p_click[0]), v.ref.version
 
     def current_version(self) -> str:
         return self.slot.get().ref.version
@@ -234,8 +273,9 @@ class GraphFront(HttpFront):
         if version == self.current_version():
             return
         new = self._prepared.pop(version, None) or await asyncio.to_thread(self._load, run_dir, version)
-        self.slot.swap(new)
+        old = self.slot.swap(new)
         self._prepared.clear()
+        self.metrics.version_switched(old.ref.version, new.ref.version)
 
     def check_health(self) -> None:
         if self.slot.get() is None:
@@ -250,10 +290,12 @@ class Retrieval(RetrievalStage):
     """:class:`RetrievalStage`, requests batched per replica (one cache MGET and one FAISS search)."""
 
     async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+        t = time.perf_counter()
         RetrievalStage.__init__(self, cfg, run_dir)
         self.retrieve.set_max_batch_size(cfg.max_batch_size)
         self.retrieve.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         await self.join_board(board_name, run_dir)
+        self.started(t)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def retrieve(self, refs: list[VersionRef], user_idx: list[int]) -> list[Candidates]:
@@ -266,10 +308,12 @@ class Ranking(RankingStage):
 
     async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
                        board_name: str | None = None) -> None:
+        t = time.perf_counter()
         RankingStage.__init__(self, cfg, run_dir, ranker_loader)
         self.score.set_max_batch_size(cfg.max_batch_size)
         self.score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         await self.join_board(board_name, run_dir)
+        self.started(t)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def score(self, refs: list[VersionRef], cands: list[Candidates], timestamps: list[float]) -> list[Scored]:
@@ -281,18 +325,22 @@ class Reranking(RerankingStage):
     """:class:`RerankingStage` (live knobs through ``user_config``)."""
 
     async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+        t = time.perf_counter()
         RerankingStage.__init__(self, cfg, run_dir)
         await self.join_board(board_name, run_dir)
+        self.started(t)
 
 
 @serve.deployment(name="Ingress")
-@serve.ingress(make_api("GraphRecSys (graph)"))
+@serve.ingress(add_feedback_route(make_api("GraphRecSys (graph)")))
 class Ingress(GraphFront):
     """HTTP API of the graph: ``GET /recommend/{user_id}?k=10``, ``GET /health``, ``GET /metrics``, ``POST /reload``."""
 
     async def __init__(self, retrieval: Any, ranking: Any, reranking: Any, cfg: ServeConfig, run_dir: str,
                        board_name: str | None = None) -> None:
+        t = time.perf_counter()
         GraphFront.__init__(self, retrieval, ranking, reranking, cfg, run_dir)
+        self.metrics = replica_metrics()  # this replica's /metrics plus Ray's cluster-wide export
         self.follower: Follower | None = None
         if board_name:
             ref = self.slot.get().ref
@@ -300,6 +348,7 @@ class Ingress(GraphFront):
                                       ref.version)
             self.follower = await follow(self.board, self.prepare, self.commit, ref.version)
         await self.warm_up()
+        self.metrics.replica_started(time.perf_counter() - t, self.current_version())
 
     def __del__(self) -> None:
         if getattr(self, "follower", None) is not None:

@@ -29,9 +29,9 @@ from typing import Any
 
 from graphrec_ray.config import load_config
 from graphrec_ray.errors import UserError
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.search import RetrievalSearchConfig, run_trial, trial_config
 
 DEFAULT_CONFIG = "configs/retrieval_search.yaml"

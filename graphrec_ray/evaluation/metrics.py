@@ -23,17 +23,10 @@ import scipy.sparse as sp
 import torch
 
 from graphrec_ray.evaluation.stats import DEFAULT_N_BOOT, bootstrap_mean
+from graphrec_ray.interactions import mask_seen_
 
 RECALL_KS = (10, 20, 50, 500)  # Recall cut-offs reported by default
 NDCG_KS = (10, 20)  # NDCG cut-offs reported by default
-
-
-def exclude_mask_(scores: torch.Tensor, exclude: sp.csr_matrix) -> torch.Tensor:
-    """Set ``scores[b, j] = -inf`` where ``exclude[b, j]``; in place, returns ``scores`` (``(B, C)``)."""
-    coo = sp.coo_matrix(exclude)
-    if coo.nnz:
-        scores[torch.from_numpy(coo.row.astype(np.int64)), torch.from_numpy(coo.col.astype(np.int64))] = -torch.inf
-    return scores
 
 
 def batch_metrics(scores: torch.Tensor, relevant: torch.Tensor, recall_ks: tuple[int, ...] = RECALL_KS,
@@ -96,7 +89,8 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
         score_fn: ``(B,) user_idx -> (B, I)`` scores over the whole catalogue (e.g. ``Recommender.score``).
         users: ``(n,)`` user indices to evaluate.
         relevant: ``(n, I)`` bool CSR, row ``r`` for ``users[r]``.
-        exclude: ``(n, I)`` bool CSR of items never to rank (training positives), or None.
+        exclude: ``(n, I)`` bool CSR of items never to rank (the seen items of
+            :func:`graphrec_ray.interactions.evaluation_policy`), or None.
         candidates: ``(C,)`` item indices ranked (default: all I items); other items are dropped.
         recall_ks, ndcg_ks: cut-offs (defaults 10/20/50/500 and 10/20).
         batch_size: users per block (default 512).
@@ -135,7 +129,7 @@ def evaluate_ranking(score_fn: Callable[[np.ndarray], np.ndarray | torch.Tensor]
             s = s[:, torch.from_numpy(candidates)]
         s = s.clone()
         if exclude is not None:
-            exclude_mask_(s, exclude[start:stop])
+            mask_seen_(s, exclude[start:stop])
         rel = torch.from_numpy(relevant[start:stop].toarray())
         m = batch_metrics(s, rel, recall_ks, ndcg_ks)
         if w_t is not None:

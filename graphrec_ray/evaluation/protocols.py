@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from graphrec_ray.evaluation.metrics import NDCG_KS, RECALL_KS, evaluate_ranking
-from graphrec_ray.retrieval.data import Interactions
+from graphrec_ray.interactions import Interactions
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 

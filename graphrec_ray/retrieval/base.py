@@ -2,8 +2,9 @@
 
 Modelled on benfred/implicit's ``RecommenderBase``: a model learns from training interactions (:meth:`fit`),
 scores the whole catalogue for a batch of users (:meth:`score`), and :meth:`recommend` turns scores into a top-K
-list. Removing already-seen items is its own visible step (:func:`exclude_seen`), not hidden inside a model, so
-evaluation and serving apply the same rule. One shared test mixin
+list. Removing already-seen items is its own visible step (:func:`graphrec_ray.interactions.exclude_seen`), not
+hidden inside a model; :mod:`graphrec_ray.interactions` holds it with the seen-item policy that evaluation and serving
+share. One shared test mixin
 (``tests/unit/retrieval/recommender_contract.py``) runs the same behavioural tests against every model.
 """
 
@@ -14,21 +15,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec_ray.retrieval.data import Interactions
-
-
-def exclude_seen(scores: np.ndarray, user_idx: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
-    """Set ``scores[b, i] = -inf`` for every item ``i`` in ``seen[user_idx[b]]``; returns a new array.
-
-    Args:
-        scores: ``(B, I)`` float scores.
-        user_idx: ``(B,)`` user indices (rows of ``seen``).
-        seen: ``(U, I)`` CSR of items already interacted with.
-    """
-    out = np.array(scores, dtype=np.float32, copy=True)
-    sub = sp.csr_matrix(seen[np.asarray(user_idx, dtype=np.int64)]).tocoo()
-    out[sub.row, sub.col] = -np.inf
-    return out
+from graphrec_ray.interactions import Interactions, exclude_seen
 
 
 class Recommender(ABC):

@@ -11,9 +11,9 @@ from torch import nn
 
 from graphrec_ray.errors import DataError
 from graphrec_ray.graph.bipartite import BipartiteGraph, NormalizedAdjacency, normalized_adjacency
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import Recommender
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.lightgcn import LightGCN
 from graphrec_ray.retrieval.losses import ips_weights, propensity_from_counts
 from graphrec_ray.retrieval.mf import MatrixFactorization

@@ -3,6 +3,10 @@
 The exported models are refit on training + validation positives (:mod:`graphrec_ray.retrieval.fit`), so their
 ``val/`` metrics would be scored on data they were trained on; those are left out (``validation=False``) and the
 selection run's validation value is reported instead.
+
+Which items each protocol excludes is the evaluation seen-item policy of :mod:`graphrec_ray.interactions`
+(:func:`~graphrec_ray.interactions.evaluation_policy`): the positives of the splits the model was fit on, plus the
+validation positives when scoring ``test``.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import numpy as np
 
 from graphrec_ray.evaluation.protocols import (parse_relevance, temporal_protocol, true_preference_protocol,
                                                unbiased_protocol)
+from graphrec_ray.interactions import Interactions, evaluation_policy, mask_seen_, seen_from
 from graphrec_ray.retrieval.base import Recommender
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions, union_matrix
 
 
-def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], seen: Interactions,
+def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], fit_splits: tuple[str, ...],
              ground_truth: Any | None = None, item_weights: np.ndarray | None = None,
              validation: bool = False, per_user: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """All protocols for one fitted recommender.
@@ -27,8 +31,9 @@ def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], see
         rec: the fitted model.
         cfg: relevance thresholds (``positive_threshold``, ``unbiased_relevance``, ``true_pref_threshold``).
         inputs: ``{"val", "test", "eval_small", "user_map", "item_map", "n_items"}`` (``load_inputs``).
-        seen: the positives ``rec`` was trained on; excluded from every ranking (at test time also the
-            validation positives).
+        fit_splits: the splits ``rec`` was trained on (``("train",)``, or ``("train", "val")`` for a refit); their
+            positives are excluded from every ranking, at test time also the validation positives
+            (:func:`graphrec_ray.interactions.evaluation_policy`).
         ground_truth: the simulator's ground truth (adds ``true/``), or None.
         item_weights: ``(I,)`` IPS weights; add ``ips_`` metrics to the temporal protocols.
         validation: also score the validation split (only meaningful when ``rec`` never saw it).
@@ -37,14 +42,18 @@ def evaluate(rec: Recommender, cfg: RetrievalConfig, inputs: dict[str, Any], see
             user indices), for paired comparisons over seeds (:mod:`graphrec_ray.evaluation.compare`).
     """
     parts: dict[str, dict[str, np.ndarray]] = {"test": {}, "unbiased": {}, "true": {}}
-    seen_m = seen.matrix()
     thr = cfg.positive_threshold
+
+    def seen_for(target: str) -> Any:
+        return seen_from(inputs, evaluation_policy(fit_splits, thr, target))
+
+    seen_m = seen_for("eval_small")
     out: dict[str, float] = {}
-    val_pos = inputs["val"].relevant(">=", thr).matrix()
     if validation:
-        for k, v in temporal_protocol(rec.score, inputs["val"], seen_m, thr, item_weights=item_weights).items():
+        for k, v in temporal_protocol(rec.score, inputs["val"], seen_for("val"), thr,
+                                      item_weights=item_weights).items():
             out[f"val/{k}"] = v
-    test_excl = union_matrix(seen_m, val_pos)
+    test_excl = seen_for("test")
     for k, v in temporal_protocol(rec.score, inputs["test"], test_excl, thr, item_weights=item_weights,
                                   per_user=parts["test"]).items():
         out[f"test/{k}"] = v
@@ -82,14 +91,14 @@ def per_user_unbiased(score_fn: Any, eval_small: Interactions, seen: Interaction
     """
     import torch
 
-    from graphrec_ray.evaluation.metrics import batch_metrics, exclude_mask_
+    from graphrec_ray.evaluation.metrics import batch_metrics
 
     users = np.unique(eval_small.user_idx)
     items = np.unique(eval_small.item_idx)
     rel = eval_small.relevant(op, threshold).matrix()[users][:, items]
     excl = seen.matrix()[users][:, items]
     s = torch.as_tensor(np.asarray(score_fn(users))[:, items], dtype=torch.float32).clone()
-    exclude_mask_(s, excl)
+    mask_seen_(s, excl)
     m = batch_metrics(s, torch.from_numpy(rel.toarray()), recall_ks=(k,), ndcg_ks=(k,))
     return {"users": users, f"recall@{k}": m[f"recall@{k}"].numpy(), f"ndcg@{k}": m[f"ndcg@{k}"].numpy()}
 
@@ -103,10 +112,10 @@ def per_user_true(score_fn: Any, users: np.ndarray, p_click: np.ndarray, seen: I
     """
     import torch
 
-    from graphrec_ray.evaluation.metrics import batch_metrics, exclude_mask_
+    from graphrec_ray.evaluation.metrics import batch_metrics
 
     users = np.asarray(users, dtype=np.int64)
     s = torch.as_tensor(np.asarray(score_fn(users)), dtype=torch.float32).clone()
-    exclude_mask_(s, seen.matrix()[users])
+    mask_seen_(s, seen.matrix()[users])
     m = batch_metrics(s, torch.from_numpy(np.asarray(p_click) >= threshold), recall_ks=(k,), ndcg_ks=(k,))
     return {"users": users, f"recall@{k}": m[f"recall@{k}"].numpy(), f"ndcg@{k}": m[f"ndcg@{k}"].numpy()}

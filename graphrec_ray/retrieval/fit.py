@@ -23,9 +23,9 @@ from typing import Any, Callable
 import numpy as np
 
 from graphrec_ray.evaluation.protocols import temporal_protocol
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.selection import select_step, should_stop
 from graphrec_ray.retrieval.train import BPRTrainer
 from graphrec_ray.training import StepBudget, step_budget
@@ -35,13 +35,6 @@ VAL_KS = {"recall_ks": (20,), "ndcg_ks": (10, 20)}
 
 MakeTrainer = Callable[[Interactions, str], BPRTrainer]  # (positives, phase "select" | "refit") -> trainer
 OnPoint = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]  # (row, state thunk) -> None
-
-
-def concat(a: Interactions, b: Interactions) -> Interactions:
-    """Rows of ``a`` then rows of ``b`` (same id spaces); watch ratios kept when both have them."""
-    wr = None if a.watch_ratio is None or b.watch_ratio is None else np.concatenate([a.watch_ratio, b.watch_ratio])
-    return Interactions(np.concatenate([a.user_idx, b.user_idx]), np.concatenate([a.item_idx, b.item_idx]),
-                        a.n_users, a.n_items, wr)
 
 
 def budget_for(cfg: RetrievalConfig, n_positives: int) -> StepBudget:
@@ -170,7 +163,7 @@ def fit_in_process(name: str, cfg: RetrievalConfig, train: Interactions, val: In
     from graphrec_ray.retrieval.build import build_item_weights, build_trainer, training_positives, uses_ips
 
     train_pos = training_positives(cfg, train)
-    all_rows = concat(train, val)
+    all_rows = train.concat(val)
     refit_pos = training_positives(cfg, all_rows)
     w_sel = build_item_weights(cfg, train, train_pos) if uses_ips(name) else None
     w_ref = build_item_weights(cfg, all_rows, refit_pos) if uses_ips(name) else None

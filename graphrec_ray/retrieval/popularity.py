@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import Recommender
-from graphrec_ray.retrieval.data import Interactions
 
 
 class MostPopular(Recommender):

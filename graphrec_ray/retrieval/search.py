@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.config import MODEL_NAMES, RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 
 #: the hyperparameters a search may set (fields of RetrievalConfig); ``epochs`` sets the step budget
 SEARCHED = ("lr", "reg", "epochs", "positive_threshold", "clip_max", "propensity_power", "hard_ratio")

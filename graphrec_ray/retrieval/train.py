@@ -19,8 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from graphrec_ray.graph.bipartite import NormalizedAdjacency
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import EmbeddingRecommender
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.losses import ips_bpr_loss
 from graphrec_ray.retrieval.negatives import HardNegatives, MixedNegatives, UniformNegatives, mine_hard_candidates
 from graphrec_ray.training import worker_slice

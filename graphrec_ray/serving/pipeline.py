@@ -99,6 +99,13 @@ def lookup_user(ids: IdPart, raw_user_id: int) -> int:
     return int(ids.user_map.to_idx(np.array([raw_user_id], dtype=np.int64))[0])
 
 
+def lookup_item(ids: IdPart, raw_item_id: int) -> int:
+    """Contiguous ``item_idx`` of a raw KuaiRec item (video) id, or ``-1`` when it is not in the catalogue."""
+    if not -(2**63) <= raw_item_id < 2**63:
+        return UNKNOWN
+    return int(ids.item_map.to_idx(np.array([raw_item_id], dtype=np.int64))[0])
+
+
 def to_response_items(ids: IdPart, r: Reranked) -> list[dict[str, Any]]:
     """JSON items: raw ``item_id`` (KuaiRec video_id), ``p_click``, ``e_value``, ``final_score``."""
     raw = ids.item_map.to_raw(r.item_idx)
@@ -182,6 +189,16 @@ def rank(part: RankingPart, cand: Candidates, ctx: RequestContext) -> Scored:
     else:
         p, v = part.ranker.score(cand.user_idx, cand.item_idx, ctx, cand.user_emb)
     return Scored(cand.version, cand.item_idx, np.asarray(p, np.float32), np.asarray(v, np.float32))
+
+
+def pair_candidates(version: str, user_idx: int, item_idx: int) -> Candidates:
+    """One (user, item) pair as :class:`Candidates`, to score it as ``/recommend`` would (``/feedback``).
+
+    A known user's embedding is left to the ranker (``user_emb=None``: its stored row, the same retrieval
+    embedding the request path hands in); an unknown user (``-1``) is scored with the cold-start item priors.
+    """
+    return Candidates(version, int(user_idx), np.array([int(item_idx)], dtype=np.int64), None, False,
+                      int(user_idx) < 0)
 
 
 # ------------------------------------------------------------------------------ reranking

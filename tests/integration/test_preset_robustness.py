@@ -26,7 +26,7 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.evaluate import per_user_unbiased
-from graphrec_ray.retrieval.fit import concat, fit_in_process
+from graphrec_ray.retrieval.fit import fit_in_process
 from graphrec_ray.retrieval.popularity import MostPopular
 from jobs.train_retrieval import load_inputs
 
@@ -66,7 +66,7 @@ def _per_user_recall(preset: str, tmp: Path) -> dict[str, np.ndarray]:
         st = fit_in_process(name, cfg, inputs["train"], inputs["val"])
         score = EmbeddingRecommender(st["user"], st["item"]).score
         out[name] = per_user_unbiased(score, inputs["eval_small"], st["refit_positives"], ">=", 2.0)["recall@20"]
-    seen = concat(inputs["train"], inputs["val"]).relevant(">=", cfg.positive_threshold)
+    seen = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
     pop = MostPopular().fit(seen)
     out["popularity"] = per_user_unbiased(pop.score, inputs["eval_small"], seen, ">=", 2.0)["recall@20"]
     out["primary"] = out.pop(cfg.model)

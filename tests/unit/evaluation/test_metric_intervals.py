@@ -13,7 +13,7 @@ from graphrec_ray.evaluation.compare import compare_seed_files, paired_over_seed
 from graphrec_ray.evaluation.metrics import evaluate_ranking
 from graphrec_ray.evaluation.protocols import unbiased_protocol
 from graphrec_ray.evaluation.stats import bootstrap_mean
-from graphrec_ray.retrieval.data import Interactions
+from graphrec_ray.interactions import Interactions
 
 
 def _planted(n_users: int = 400, hit_every: int = 4) -> tuple[np.ndarray, sp.csr_matrix]:

@@ -7,7 +7,7 @@ import pytest
 
 from graphrec_ray.evaluation.protocols import (parse_relevance, temporal_protocol, true_preference_protocol,
                                                unbiased_protocol)
-from graphrec_ray.retrieval.data import Interactions
+from graphrec_ray.interactions import Interactions
 
 # 2 users, 5 items; the model prefers higher item index for everyone
 SCORES = np.tile(np.arange(5, dtype=np.float32), (2, 1))

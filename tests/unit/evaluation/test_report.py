@@ -17,10 +17,10 @@ from graphrec_ray.errors import UserError
 from graphrec_ray.evaluation.compare import prefixed, save_per_user
 from graphrec_ray.evaluation.protocols import unbiased_protocol
 from graphrec_ray.evaluation.report import build_report, main
+from graphrec_ray.interactions import load_interactions
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest
 from graphrec_ray.retrieval.base import EmbeddingRecommender
-from graphrec_ray.retrieval.data import load_interactions
 from graphrec_ray.retrieval.popularity import MostPopular
 from tests.unit.ranking.conftest import make_tiny_run
 

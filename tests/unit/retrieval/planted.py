@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_ray.retrieval.data import Interactions
+from graphrec_ray.interactions import Interactions
 
 
 @dataclass(frozen=True)

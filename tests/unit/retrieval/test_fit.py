@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.build import build_trainer
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
-from graphrec_ray.retrieval.fit import budget_for, concat, fit_in_process, select_then_refit
+from graphrec_ray.retrieval.fit import budget_for, fit_in_process, select_then_refit
 from tests.unit.retrieval.planted import planted_communities
 
 CFG = RetrievalConfig(dim=8, batch_size=64, lr=0.02, epochs=6, min_steps=4, max_evals=6, positive_threshold=0.5,
@@ -29,7 +29,7 @@ def _split() -> tuple[Interactions, Interactions]:
 
 def _run(state: dict[str, Any] | None = None, stop_after: int | None = None) -> tuple[dict, list, list]:
     train, val = _split()
-    train_pos, refit_pos = train.relevant(">=", 0.5), concat(train, val).relevant(">=", 0.5)
+    train_pos, refit_pos = train.relevant(">=", 0.5), train.concat(val).relevant(">=", 0.5)
     made: list[tuple[str, int]] = []
     saved: list[dict[str, Any]] = []
 
@@ -61,7 +61,7 @@ def test_refit_trains_on_train_plus_validation_for_the_selected_steps() -> None:
     assert made == [("select", n_train_pos), ("refit", n_train_pos + len(val))]
     assert st["phase"] == "done" and st["refit_steps"] == st["selected_step"] > 0
     # the exported embeddings are those of a fresh model trained on train + val for exactly the selected steps
-    ref = build_trainer("lightgcn", CFG, concat(train, val).relevant(">=", 0.5), None)
+    ref = build_trainer("lightgcn", CFG, train.concat(val).relevant(">=", 0.5), None)
     ref.run_steps(st["selected_step"])
     u, i = ref.embeddings()
     assert np.array_equal(st["user"], u) and np.array_equal(st["item"], i)

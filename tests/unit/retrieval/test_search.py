@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.search import RetrievalSearchConfig, run_trial, trial_config
 from tests.unit.retrieval.planted import planted_communities
 

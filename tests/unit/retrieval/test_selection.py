@@ -7,10 +7,10 @@ import math
 import numpy as np
 
 from graphrec_ray.evaluation.protocols import temporal_protocol
+from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.build import build_trainer
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.data import Interactions
 from graphrec_ray.retrieval.fit import select_then_refit
 from graphrec_ray.retrieval.selection import select_step, should_stop
 from graphrec_ray.training import step_budget
