@@ -31,7 +31,7 @@ import yaml
 from graphrec_ray.config import ConfigError, from_mapping, to_dict
 from graphrec_ray.errors import DataError
 from graphrec_ray.evaluation.ab import ABConfig, ArmSpec, PolicyInputs, coverage_study, mu_from_p_click, run_ab
-from jobs.common import load_stage_config, make_parser, mlflow_run
+from jobs.common import load_stage_config, make_parser, mlflow_run, outputs_copy_dir
 
 DEFAULT_CONFIG = "configs/ab.yaml"
 OUT_SUBDIR = "ab"
@@ -258,13 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     if not run_dir.is_dir():
         raise DataError(f"run directory not found: {run_dir}")
     # the default output (<run_dir>/ab) is copied to outputs/; an explicit --out is a side experiment: left there
+    copy_to = None if args.out else outputs_copy_dir("outputs")
     result = run(cfg, run_dir, Path(args.out) if args.out else None, args.data_dir, track=not args.no_mlflow,
-                 copy_to=None if args.out else Path("outputs"))
+                 copy_to=copy_to)
     print(result["table"])
     for n in result["meta"]["notes"]:
         print(f"note: {n}")
     where = Path(args.out) if args.out else run_dir / OUT_SUBDIR
-    print(f"wrote {where}/ab_results.{{csv,json,md}}, ab_coverage.csv{'' if args.out else ' (+ outputs/)'}")
+    print(f"wrote {where}/ab_results.{{csv,json,md}}, ab_coverage.csv{f' (+ {copy_to}/)' if copy_to else ''}")
     return 0
 
 

@@ -102,6 +102,26 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     ray.init(**kwargs)
 
 
+def in_ray_job_tempdir(path: str | Path) -> bool:
+    """True when ``path`` resolves inside Ray's temporary package folder (the working directory of a
+    ``ray job submit --working-dir`` job): anything written there is lost with the job."""
+    return "runtime_resources" in Path(path).resolve().parts
+
+
+def outputs_copy_dir(arg: str | None) -> Path | None:
+    """The folder a job copies its headline files to (``outputs/`` by default), or None: not asked for, or a
+    relative folder that would land in Ray's temporary package folder under ``ray job submit`` (the run
+    directory, which the job is given as an absolute path, keeps the files; say so once)."""
+    if not arg:
+        return None
+    if in_ray_job_tempdir(arg):
+        print(f"note: not copying to {arg}/: it resolves inside Ray's temporary job folder "
+              f"({Path(arg).resolve()}); the run directory holds the files (pass an absolute --out-dir to copy)",
+              flush=True)
+        return None
+    return Path(arg)
+
+
 #: set by :func:`pipeline_run` while a pipeline runs: every stage's MLflow run becomes its child
 PARENT_RUN_ENV = "GRAPHREC_MLFLOW_PARENT_RUN"
 
@@ -119,7 +139,7 @@ def _set_tracking_uri() -> None:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return
     store = Path("mlruns").resolve()
-    if "runtime_resources" in store.parts:
+    if in_ray_job_tempdir(store):
         raise UserError("MLFLOW_TRACKING_URI is not set and this job runs in Ray's temporary working directory; "
                         "pass an absolute tracking URI in the job's runtime env (see README, 'On a cluster')")
     store.mkdir(parents=True, exist_ok=True)

@@ -342,7 +342,7 @@ def run(cfg: ParetoConfig, run_dir: Path, data_dir: str | Path | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.common import load_stage_config
+    from jobs.common import load_stage_config, outputs_copy_dir
 
     args = parse_args(argv)
     cfg = load_stage_config(ParetoConfig, args)
@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--pick must be 'knee' or 'max-value-at-ctr=<x>', got '{args.pick}'")
     run_dir = Path(args.run_dir)
     t0 = time.perf_counter()
-    summary = run(cfg, run_dir, args.data_dir, searchers, Path(args.out_dir) if args.out_dir else None,
+    out_dir = outputs_copy_dir(args.out_dir)
+    summary = run(cfg, run_dir, args.data_dir, searchers, out_dir,
                   Path(args.serve_app_config), Path(args.serve_config), args.decision_data, args.ray_address,
                   use_mlflow=not args.no_mlflow)
     if args.pick:
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"picked ({args.pick}): {setting.user_config() | {'top_n_serve': setting.pool_size}} -> {out}; "
               f"apply in place with: serve deploy {out}")
     print(f"wrote {run_dir / 'pareto'}/{{pareto.csv,pareto_summary.json,pareto_curve.png}}"
-          + (f" and {args.out_dir}/" if args.out_dir else "") + f" in {time.perf_counter() - t0:.0f} s")
+          + (f" and {out_dir}/" if out_dir else "") + f" in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
