@@ -146,6 +146,23 @@ def _set_tracking_uri() -> None:
     mlflow.set_tracking_uri(f"sqlite:///{store}/mlflow.db")
 
 
+def _set_experiment(name: str) -> Any:
+    """``mlflow.set_experiment``, creating a missing experiment with its artifacts beside a SQLite store
+    (``<store dir>/artifacts/``) rather than MLflow's default ``./mlruns`` of the current directory, which under
+    ``ray job submit`` is Ray's temporary package folder (artifacts lost with the job). Tracking servers
+    (http/https URIs) keep their own artifact root."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and mlflow.get_experiment_by_name(name) is None:
+        root = Path(uri[len("sqlite:///"):]).resolve().parent / "artifacts"
+        try:
+            mlflow.create_experiment(name, artifact_location=root.as_uri())
+        except mlflow.exceptions.MlflowException:
+            pass  # created meanwhile by a concurrent job
+    return mlflow.set_experiment(name)
+
+
 @contextlib.contextmanager
 def mlflow_run(experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | None = None) -> Iterator[Any]:
     """Start an MLflow run that logs the resolved config (flattened) and its hash.
@@ -164,7 +181,7 @@ def mlflow_run(experiment: str, run_name: str, cfg: Any, tags: dict[str, str] | 
         exp_id = mlflow.MlflowClient().get_run(parent).info.experiment_id
         run_ctx = mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags=tags)
     else:
-        mlflow.set_experiment(experiment)
+        _set_experiment(experiment)
         run_ctx = mlflow.start_run(run_name=run_name, tags=tags, nested=mlflow.active_run() is not None)
     with run_ctx as run:
         flat = _flatten(to_dict(cfg))
@@ -185,7 +202,7 @@ def pipeline_run(run_name: str, params: dict[str, Any], experiment: str = "pipel
 
     _set_tracking_uri()
     client = mlflow.MlflowClient()
-    exp = mlflow.set_experiment(experiment)
+    exp = _set_experiment(experiment)
     parent = client.create_run(exp.experiment_id, run_name=run_name)
     run_id = parent.info.run_id
     for key, value in params.items():

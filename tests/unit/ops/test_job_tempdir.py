@@ -45,3 +45,23 @@ def test_mlflow_refuses_a_default_store_inside_a_job_folder(job_cwd: Path, monke
     with pytest.raises(UserError, match="MLFLOW_TRACKING_URI"):
         _set_tracking_uri()
     assert not (job_cwd / "mlruns").exists()
+
+
+def test_experiment_created_inside_a_job_keeps_artifacts_beside_the_sqlite_store(
+        job_cwd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the `pareto` experiment created by a `ray job submit` run had its artifact root in the job's
+    temporary folder (MLflow's default ./mlruns of the working directory)."""
+    import mlflow
+
+    from jobs.common import mlflow_run
+
+    store = tmp_path / "store"
+    store.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    (job_cwd / "a.txt").write_text("x")
+    with mlflow_run("fresh-experiment", "r", {"a": 1}) as run:
+        mlflow.log_artifact(str(job_cwd / "a.txt"))
+    uri = mlflow.get_run(run.info.run_id).info.artifact_uri
+    assert "runtime_resources" not in uri
+    assert uri.startswith((store / "artifacts").as_uri())
+    assert not (job_cwd / "mlruns").exists()
