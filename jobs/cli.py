@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build-index": ("jobs.build_index", "build the FAISS item index from retrieval embeddings"),
     "train-ranker": ("jobs.train_ranker", "train the MMoE ranker on Ray Train and calibrate it"),
     "serve": ("jobs.serve", "start the Ray Serve application for a run directory"),
+    "kuberay": ("jobs.kuberay", "write the KubeRay RayService manifest (kuberay.yaml) from `serve build`"),
     "demo": ("jobs.pipeline", "run the whole pipeline on the embedded default (simulator data)"),
     "report": ("graphrec_ray.evaluation.report", "results table and calibration curve from a run's artifacts"),
     "ope": ("jobs.ope", "off-policy estimators (IPS..Cascade-DR) checked against the simulator's true policy values"),

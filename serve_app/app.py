@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from graphrec_ray.config import load_config
@@ -39,7 +39,12 @@ TOKEN_ENV = "GRAPHREC_RELOAD_TOKEN"  # where the reload token comes from when Se
 
 
 class AppArgs(BaseModel):
-    """Arguments of :func:`build_app` (validated by Serve from ``serve run`` / the config YAML)."""
+    """Arguments of :func:`build_app` (validated by Serve from ``serve run`` / the config YAML).
+
+    Unknown keys are refused: pydantic's default would drop a misspelt ``run_dri`` and serve ``runs/demo``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     run_dir: str = Field("runs/demo", description="run directory to serve (the first model version)")
     config: str | None = Field(DEFAULT_CONFIG, description="ServeConfig YAML; None = defaults")

@@ -34,11 +34,17 @@ def test_deployment_options_follow_config() -> None:
                                              "num_replicas": 2}
 
 
-def test_serve_app_yaml_is_a_valid_serve_config_for_the_builder() -> None:
+def test_serve_app_yaml_is_a_valid_serve_config_for_the_builder(tmp_path: Path, monkeypatch) -> None:
     from ray.serve.schema import ServeDeploySchema
 
+    import serve_app.app as mod
     from serve_app.app import AppArgs, build_app
 
+    # the builder refuses a run_dir that does not exist: give it a project whose runs/demo does (fresh clones
+    # have none) and the real configs/
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    (tmp_path / "configs").symlink_to(ROOT / "configs")
+    monkeypatch.setattr(mod, "PROJECT_ROOT", tmp_path)
     doc = yaml.safe_load((ROOT / "configs/serve_app.yaml").read_text())
     schema = ServeDeploySchema.model_validate(doc)
     app_cfg = schema.applications[0]
