@@ -68,7 +68,7 @@ def prepare(preset: str, root: Path, seed: int, scale: dict[str, Any]) -> tuple[
     from graphrec_ray.data.preprocess import preprocess_local
     from graphrec_ray.data.simulator import SimulatorConfig, simulate
     from graphrec_ray.layout import RunLayout
-    from jobs.train_retrieval import load_inputs
+    from graphrec_ray.retrieval.stage import load_inputs
 
     data = root / preset / "data"
     simulate(SimulatorConfig(preset=preset, seed=seed, **scale), data, progress=False)

@@ -69,7 +69,7 @@ def search(search_cfg: RetrievalSearchConfig, base: RetrievalConfig, run_dir: Pa
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from jobs.train_retrieval import SEARCH_FILE, load_inputs
+    from graphrec_ray.retrieval.stage import SEARCH_FILE, load_inputs
 
     layout = RunLayout(run_dir)
     inputs = load_inputs(layout.preprocess)
@@ -120,8 +120,8 @@ def log_mlflow(search_cfg: RetrievalSearchConfig, doc: dict[str, Any], path: Pat
 def main(argv: list[str] | None = None) -> int:
     import ray
 
+    from graphrec_ray.retrieval.stage import SEARCH_FILE, load_inputs
     from jobs.common import init_ray, load_stage_config, make_parser
-    from jobs.train_retrieval import SEARCH_FILE, load_inputs
 
     parser = make_parser("graphrec tune-retrieval",
                          "Ray Tune search of retrieval hyperparameters on validation data", DEFAULT_CONFIG)

@@ -28,7 +28,7 @@ from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.evaluate import per_user_unbiased
 from graphrec_ray.retrieval.fit import fit_in_process
 from graphrec_ray.retrieval.popularity import MostPopular
-from jobs.train_retrieval import load_inputs
+from graphrec_ray.retrieval.stage import load_inputs
 
 pytestmark = pytest.mark.integration
 

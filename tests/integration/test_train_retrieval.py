@@ -24,8 +24,8 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, verify_manifest
 from graphrec_ray.retrieval.build import training_positives
 from graphrec_ray.retrieval.config import RetrievalConfig
+from graphrec_ray.retrieval.stage import load_inputs
 from graphrec_ray.training import step_budget
-from jobs.train_retrieval import load_inputs
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,252 @@
+"""The retrieval stage: select-then-refit every model, evaluate every protocol, write ``run_dir/retrieval/``.
+
+One entry, :func:`run`, that a unit test calls without Ray: how each embedding model is fitted is injected
+(``fit_model``; default :func:`fit_local`, in this process), so ``jobs/train_retrieval.py`` only adds Ray Train
+(:func:`fit_one` inside each DDP worker, with checkpoints) and MLflow (``on_model``) around it.
+
+Outputs (``docs/ARCHITECTURE.md``): ``user_embeddings.npy`` / ``item_embeddings.npy`` of ``cfg.model`` (the refit),
+``metrics.json`` (every model, every protocol, the selected and refit steps), ``per_user/seed=<seed>.npz`` (per-user
+values for paired comparisons over seeds) and ``manifest.json`` with ``embedding_version`` and the Tune search's
+choice when one was applied (``search.json``, written by ``graphrec tune-retrieval``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from graphrec_ray.config import config_hash
+from graphrec_ray.errors import DataError
+from graphrec_ray.ids import IdMap
+from graphrec_ray.interactions import Interactions, load_interactions
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import read_manifest, write_manifest
+from graphrec_ray.retrieval.base import EmbeddingRecommender
+from graphrec_ray.retrieval.config import RetrievalConfig
+
+#: ``(name, cfg, layout, fixed_steps) -> final state`` of :func:`graphrec_ray.retrieval.fit.select_then_refit`
+#: (``user``, ``item``, ``history``, ``selected_step``, ``budget_steps``, ``refit_steps``, optional
+#: ``checkpoint_path``)
+FitModel = Callable[[str, RetrievalConfig, RunLayout, "int | None"], dict[str, Any]]
+#: ``(name, metrics, state or None for popularity) -> None``, called once per model after it is evaluated
+OnModel = Callable[[str, dict[str, float], "dict[str, Any] | None"], None]
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def load_inputs(preprocess_dir: str | Path) -> dict[str, Any]:
+    """Id maps, their sizes and the four splits from ``run_dir/preprocess``.
+
+    Returns:
+        ``{"n_users", "n_items", "user_map", "item_map", "train", "val", "test", "eval_small"}`` (splits as
+        :class:`~graphrec_ray.interactions.Interactions`).
+    """
+    layout = RunLayout(Path(preprocess_dir).parent)
+    if not layout.user_map.is_file() or not layout.item_map.is_file():
+        raise DataError(f"no preprocessed data in {layout.preprocess} (run `graphrec preprocess` first)")
+    users, items = IdMap.load(layout.user_map), IdMap.load(layout.item_map)
+    U, I = len(users), len(items)
+    out: dict[str, Any] = {"n_users": U, "n_items": I, "user_map": users, "item_map": items}
+    for split in ("train", "val", "test", "eval_small"):
+        out[split] = load_interactions(layout.split(split), U, I)
+    return out
+
+
+def item_weights(cfg: RetrievalConfig, exposures: Interactions, positives: Interactions,
+                 layout: RunLayout) -> np.ndarray:
+    """``(I,)`` IPS weights (:func:`graphrec_ray.retrieval.build.build_item_weights`) with the run's propensities."""
+    from graphrec_ray.retrieval.build import build_item_weights
+
+    return build_item_weights(cfg, exposures, positives, layout.item_propensity)
+
+
+def resume_key(cfg: RetrievalConfig) -> str:
+    """Hash of the fields that define a training run; the step budget (``epochs``, ``max_steps``), baselines,
+    evaluation and Ray resources are left out, so a run started again with a longer budget or other workers resumes
+    from its checkpoint (the global batch, hence every optimiser step, does not depend on the worker count)."""
+    from graphrec_ray.training import TrainerConfig
+
+    t = cfg.trainer
+    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), model="lightgcn", eval_batch_size=1,
+                   experiment="", tracking_uri=None, torch_threads=1,
+                   trainer=TrainerConfig(early_stopping_patience=t.early_stopping_patience, min_delta=t.min_delta))
+    return config_hash(core)
+
+
+# ----------------------------------------------------------------------------------------------- fitting
+def fit_one(name: str, cfg: RetrievalConfig, inputs: dict[str, Any], layout: RunLayout,
+            fixed_steps: int | None = None, state: dict[str, Any] | None = None, on_point: Any = None,
+            progress: bool = False, device: Any = "cpu", rank: int = 0, world: int = 1,
+            wrap: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Select-then-refit embedding model ``name`` (:func:`graphrec_ray.retrieval.fit.select_then_refit`).
+
+    The one fitting recipe of the stage, run in-process by :func:`fit_local` and inside every Ray Train worker
+    by ``jobs/train_retrieval.py`` (which passes ``rank``/``world``, ``wrap`` = DDP ``prepare_model``, a resumed
+    ``state`` and an ``on_point`` that checkpoints).
+
+    Args:
+        inputs: :func:`load_inputs`; positives use ``cfg.positive_threshold``, IPS weights the run's propensities
+            (selection: train exposures; refit: train + val).
+        fixed_steps: skip selection and refit for this many steps (the Tune search's choice).
+        device: torch device of the model and adjacency.
+    """
+    from graphrec_ray.retrieval.build import build_adjacency, build_model, build_trainer, training_positives
+    from graphrec_ray.retrieval.fit import budget_for, select_then_refit, validation_fn
+
+    train_pos = training_positives(cfg, inputs["train"])
+    all_rows = inputs["train"].concat(inputs["val"])
+    refit_pos = training_positives(cfg, all_rows)
+    w_sel = item_weights(cfg, inputs["train"], train_pos, layout)
+    w_ref = item_weights(cfg, all_rows, refit_pos, layout)
+
+    def make(pos: Interactions, phase: str) -> Any:
+        model = build_model(name, cfg, pos.n_users, pos.n_items).to(device)
+        adj = build_adjacency(cfg, pos, device) if name.startswith("lightgcn") else None
+        fwd = wrap(model) if wrap is not None else model
+        return build_trainer(name, cfg, pos, w_sel if phase == "select" else w_ref, adj, rank, world, fwd, model)
+
+    return select_then_refit(make, validation_fn(cfg, inputs["val"], train_pos, w_sel), train_pos, refit_pos,
+                             budget_for(cfg, len(train_pos)), cfg.val_metric, cfg.trainer.early_stopping_patience,
+                             cfg.trainer.min_delta, cfg.refit, fixed_steps, state, on_point, progress=progress)
+
+
+def fit_local(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: int | None = None) -> dict[str, Any]:
+    """The default :data:`FitModel`: :func:`fit_one` in this process (no Ray, no checkpoints)."""
+    return fit_one(name, cfg, load_inputs(layout.preprocess), layout, fixed_steps)
+
+
+# ----------------------------------------------------------------------------------------------- search
+SEARCH_FILE = "search.json"  # graphrec tune-retrieval's choice, under run_dir/retrieval/
+PER_USER_DIR = "per_user"  # under run_dir/retrieval/: one seed=<seed>.npz per training seed (graphrec report)
+METRICS_FILE = "metrics.json"
+
+
+def load_search(layout: RunLayout) -> dict[str, Any] | None:
+    """``run_dir/retrieval/search.json`` written by ``graphrec tune-retrieval``, or None."""
+    path = layout.retrieval / SEARCH_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def apply_search(cfg: RetrievalConfig, search: dict[str, Any] | None) -> RetrievalConfig:
+    """``cfg`` with the searched hyperparameters (``search["params"]``) when ``cfg.use_search``."""
+    from graphrec_ray.retrieval.fit import with_params
+
+    if search is None or not cfg.use_search:
+        return cfg
+    return with_params(cfg, search["params"])
+
+
+def load_ground_truth(layout: RunLayout) -> Any | None:
+    """The simulator's ground truth when the preprocessed data came from the simulator, else None."""
+    try:
+        data_dir = read_manifest(layout.preprocess).get("data_dir")
+    except FileNotFoundError:
+        return None
+    if not data_dir or not (Path(data_dir) / "ground_truth").is_dir():
+        return None
+    from graphrec_ray.data.ground_truth import GroundTruth
+
+    return GroundTruth.load(data_dir)
+
+
+# --------------------------------------------------------------------------------------------------- run
+def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = None,
+        on_model: OnModel | None = None) -> dict[str, Any]:
+    """Fit ``cfg.model`` and ``cfg.baselines``, evaluate all, write ``layout.retrieval``; returns the metrics.
+
+    When ``run_dir/retrieval/search.json`` exists (``graphrec tune-retrieval``) and ``cfg.use_search``, its
+    hyperparameters replace ``cfg``'s and the searched model is refit for the searched number of steps without a
+    second selection.
+
+    Args:
+        cfg: the stage config.
+        layout: the run directory (reads ``preprocess/``, writes ``retrieval/``).
+        fit_model: how an embedding model is fitted (default :func:`fit_local`; the job passes Ray Train's).
+        on_model: called with each model's name, metrics and final state (None for popularity) once evaluated.
+
+    Returns:
+        the content of ``metrics.json`` (``{"models": {name: {metric: value}}, "primary", "search"}``) plus
+        ``"embedding_version"``.
+    """
+    from graphrec_ray.evaluation.compare import save_per_user
+    from graphrec_ray.retrieval.build import training_positives
+    from graphrec_ray.retrieval.evaluate import evaluate
+    from graphrec_ray.retrieval.popularity import MostPopular
+
+    fit_model = fit_model or fit_local
+    inputs = load_inputs(layout.preprocess)
+    layout.retrieval.mkdir(parents=True, exist_ok=True)
+    search = load_search(layout) if cfg.use_search else None
+    cfg = apply_search(cfg, search)
+    positives = training_positives(cfg, inputs["train"])
+    all_rows = inputs["train"].concat(inputs["val"])
+    refit_pos = training_positives(cfg, all_rows) if cfg.refit else positives
+    refit_splits = ("train", "val") if cfg.refit else ("train",)
+    weights = item_weights(cfg, inputs["train"], positives, layout)
+    gt = load_ground_truth(layout)
+    names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    metrics: dict[str, Any] = {"models": {}, "primary": cfg.model,
+                               "search": None if search is None else {"params": search["params"],
+                                                                     "steps": search["steps"],
+                                                                     "model": search["model"]}}
+    for name in names:
+        t0 = time.perf_counter()
+        state: dict[str, Any] | None = None
+        if name == "popularity":
+            m = evaluate(MostPopular().fit(positives), cfg, inputs, ("train",), None, weights,
+                         validation=True)  # validation score of the train-only fit, for reference
+            m = {k: v for k, v in m.items() if k.startswith("val/")}
+            m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_splits, gt, weights,
+                              per_user=per_user.setdefault(name, {})))
+            info: dict[str, Any] = {}
+        else:
+            fixed = int(search["steps"]) if search is not None and search["model"] == name else None
+            state = fit_model(name, cfg, layout, fixed)
+            rec = EmbeddingRecommender(state["user"], state["item"])
+            sel = [r for r in state["history"] if r.get("phase") == 0.0]
+            best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
+            info = {"selected_step": int(state["selected_step"]), "budget_steps": int(state["budget_steps"]),
+                    "refit_steps": int(state["refit_steps"]), "selection_points": len(sel),
+                    "steps_run": int(sel[-1]["step"]) if sel else 0}
+            m = {f"val/{k[4:]}": v for k, v in (best[0] if best else {}).items() if k.startswith("val_")}
+            if name == cfg.model:
+                write_embeddings(layout, state["user"], state["item"])
+            m.update(evaluate(rec, cfg, inputs, refit_splits, gt, weights, per_user=per_user.setdefault(name, {})))
+        metrics["models"][name] = {**m, **info, "train_s": time.perf_counter() - t0}
+        if on_model is not None:
+            on_model(name, metrics["models"][name], state)
+    # per-user values of this seed, for paired comparisons over >= 3 seeds (graphrec report)
+    save_per_user(layout.retrieval / PER_USER_DIR / f"seed={cfg.seed}.npz", per_user)
+    metrics["embedding_version"] = write_outputs(layout, cfg, metrics)
+    return metrics
+
+
+def write_embeddings(layout: RunLayout, user: np.ndarray, item: np.ndarray) -> None:
+    """``(U, d)`` / ``(I, d)`` float32 tables to ``user_embeddings.npy`` / ``item_embeddings.npy``."""
+    np.save(layout.user_embeddings, np.ascontiguousarray(user, dtype=np.float32))
+    np.save(layout.item_embeddings, np.ascontiguousarray(item, dtype=np.float32))
+
+
+def write_outputs(layout: RunLayout, cfg: RetrievalConfig, metrics: dict[str, Any]) -> str:
+    """``metrics.json`` and the manifest; returns the embedding version (16 hex of both tables' SHA-256)."""
+    h = hashlib.sha256()
+    for p in (layout.user_embeddings, layout.item_embeddings):
+        h.update(p.read_bytes())
+    version = h.hexdigest()[:16]
+    (layout.retrieval / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    dim = int(np.load(layout.item_embeddings, mmap_mode="r").shape[1])
+    write_manifest(layout.retrieval, "retrieval", config_hash(cfg),
+                   [layout.user_embeddings.name, layout.item_embeddings.name, METRICS_FILE],
+                   {"embedding_version": version, "dim": dim, "model": cfg.model,
+                    "score": "inner_product", "n_users": int(np.load(layout.user_embeddings, mmap_mode="r").shape[0]),
+                    "n_items": int(np.load(layout.item_embeddings, mmap_mode="r").shape[0]),
+                    "selected_step": metrics["models"][cfg.model].get("selected_step"),
+                    "refit_steps": metrics["models"][cfg.model].get("refit_steps"),
+                    "search": metrics.get("search")})
+    return version
