@@ -8,6 +8,7 @@ single-process FastAPI baseline and the tests run exactly the same code. Index s
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -68,14 +69,22 @@ class Reranked:
 # ------------------------------------------------------------------------------------ ids
 
 
+_INTEGER = re.compile(r"-?[0-9]+")  # ASCII digits: str.isdigit() admits '²' and '--5', which int() refuses
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """The client's input as echoed in a message (long inputs cut)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def parse_user_id(text: str) -> int:
     """Parse a raw user id from the URL; raises ``ValueError`` with a client-facing message."""
     s = text.strip()
-    if not s or not s.lstrip("-").isdigit():
-        raise ValueError(f"user_id must be an integer, got '{text}'")
-    value = int(s)
+    if not _INTEGER.fullmatch(s):
+        raise ValueError(f"user_id must be an integer, got '{_shown(text)}'")
+    value = int(s) if len(s.lstrip("-").lstrip("0")) <= 19 else 2**63  # int() refuses > 4300 digits
     if not -(2**63) <= value < 2**63:
-        raise ValueError(f"user_id out of the 64-bit integer range: '{text}'")
+        raise ValueError(f"user_id out of the 64-bit integer range: '{_shown(text)}'")
     return value
 
 
@@ -84,12 +93,11 @@ def parse_k(text: str | None, k_default: int, k_max: int) -> int:
     if text is None:
         return k_default
     s = text.strip()
-    if not s.lstrip("-").isdigit():
-        raise ValueError(f"k must be an integer in [1, {k_max}], got '{text}'")
-    k = int(s)
-    if not 1 <= k <= k_max:
-        raise ValueError(f"k must be in [1, {k_max}], got {k}")
-    return k
+    if not _INTEGER.fullmatch(s):
+        raise ValueError(f"k must be an integer in [1, {k_max}], got '{_shown(text)}'")
+    if len(s.lstrip("-").lstrip("0")) > 18 or not 1 <= int(s) <= k_max:  # int() refuses > 4300 digits
+        raise ValueError(f"k must be in [1, {k_max}], got {_shown(s)}")
+    return int(s)
 
 
 def lookup_user(ids: IdPart, raw_user_id: int) -> int:
