@@ -9,8 +9,8 @@ import numpy as np
 
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.ranking.config import RankingConfig
+from graphrec_ray.ranking.stage import fingerprint
 from graphrec_ray.training import TrainerConfig
-from jobs.train_ranker import fingerprint
 from tests.unit.ranking.conftest import make_tiny_run
 
 
