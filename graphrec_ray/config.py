@@ -104,6 +104,11 @@ def from_mapping(cls: type[T], data: dict[str, Any], source: str = "<mapping>", 
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         kwargs[name] = _coerce(hints[name], value, source, f"{prefix}{name}")
+        base = fields[name].default_factory
+        if dataclasses.is_dataclass(kwargs[name]) and isinstance(value, dict) and base is not dataclasses.MISSING:
+            # a nested block changes only the keys it gives, over the FIELD's default (e.g. ServeConfig.ranking's
+            # 2 replicas), not over the nested class's own defaults
+            kwargs[name] = dataclasses.replace(base(), **{k: getattr(kwargs[name], k) for k in value})
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:

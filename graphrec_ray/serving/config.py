@@ -107,10 +107,16 @@ class ServeConfig:
     # collocated topology: the one deployment (FastAPI ingress + whole request path); 2 replicas x 0.5 CPU keep
     # serving while one restarts (c=8 throughput vs 1 replica: 1.13x [0.85, 1.46], n.s., README "Serving")
     collocated: DeploymentSpec = field(default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.5))
-    ingress: DeploymentSpec = field(default_factory=DeploymentSpec)  # FastAPI ingress
-    retrieval: DeploymentSpec = field(default_factory=DeploymentSpec)  # user embedding + FAISS + seen removal
-    ranking: DeploymentSpec = field(default_factory=DeploymentSpec)  # MMoE + calibration, batched
-    reranking: DeploymentSpec = field(default_factory=DeploymentSpec)  # scalarisation + MMR
+    # graph topology: 2 replicas of every stage x 0.2 CPU (1.6 CPUs, fits a 2-core machine): a killed replica
+    # costs its in-flight requests, not a 5-8 s stall while Serve restarts the only one
+    # (benchmarks/replica_failure.py, README "Failures")
+    ingress: DeploymentSpec = field(default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.2))  # FastAPI
+    retrieval: DeploymentSpec = field(  # user embedding + FAISS + seen removal
+        default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.2))
+    ranking: DeploymentSpec = field(  # MMoE + calibration, batched
+        default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.2))
+    reranking: DeploymentSpec = field(  # scalarisation + MMR
+        default_factory=lambda: DeploymentSpec(num_replicas=2, num_cpus=0.2))
     cache: CacheConfig = field(default_factory=CacheConfig)  # Redis user-embedding cache
 
     def __post_init__(self) -> None:
