@@ -29,7 +29,7 @@ class RetrievalConfig:
     max_evals: int = 40  # validation points per run at most: every pass, or budget / max_evals steps if longer
     refit: bool = True  # export a refit on train + val positives for the selected steps (False: the selected point)
     use_search: bool = True  # apply run_dir/retrieval/search.json (graphrec tune-retrieval's choice) when it exists
-    positive_threshold: float = 2.0  # edge when watch_ratio >= this; 2.0 = "liked" (kept: see configs/retrieval.yaml)
+    positive_threshold: float = 2.0  # edge when watch_ratio >= this; 2.0 = "liked", chosen on unbiased validation users
     edge_weight: bool = False  # weight graph edges by the clipped watch ratio instead of 1
     edge_weight_clip: float = 2.0  # clip of the watch ratio used as edge weight
     propensity: Literal["preprocess", "counts"] = "counts"  # preprocess's item_propensity.parquet, or exposure counts
