@@ -21,7 +21,7 @@ def ray_cluster() -> Iterator[None]:
 
     if not ray.is_initialized():
         apply_ray_env_defaults()
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never join one
     yield
     try:
         from ray import serve
