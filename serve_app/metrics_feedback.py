@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from graphrec_ray.serving.drift import CalibrationWindow
 
@@ -29,6 +29,8 @@ INT64 = {"ge": -(2**63), "lt": 2**63}
 
 class Feedback(BaseModel):
     """One outcome: the raw user and item ids of a shown item and whether the user clicked it."""
+
+    model_config = ConfigDict(strict=True)  # JSON types as documented: "clicked": 1 or "yes" is a 400, not True
 
     user_id: int = Field(description="raw user id (as in /recommend/{user_id})", **INT64)
     item_id: int = Field(description="raw item id of a recommended item", **INT64)
