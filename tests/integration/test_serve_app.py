@@ -130,7 +130,7 @@ def app(request: pytest.FixtureRequest, ray_cluster: None, tmp_path_factory: pyt
         f"cache.url=redis://127.0.0.1:{proxy.port}/0", f"cache.key_prefix={prefix}",
         "cache.reset_timeout_s=1.0", "cache.failure_threshold=2",
         "cache.socket_timeout_ms=200", "cache.connect_timeout_ms=200",  # the test's Python proxy is slow
-        # 2 replicas where requests enter (reload must reach both), small CPU shares (4 logical CPUs)
+        # 2 replicas of every deployment (ServeConfig's defaults; reload must reach all), small CPU shares
         "collocated.num_replicas=2", "collocated.num_cpus=0.1", "ingress.num_replicas=2",
         "ingress.num_cpus=0.1", "retrieval.num_cpus=0.1", "ranking.num_cpus=0.1", "reranking.num_cpus=0.1"])
     serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -234,12 +234,67 @@ def test_health_and_metrics(app: App) -> None:
     assert h.status_code == 200 and h.json()["status"] == "ok" and h.json()["topology"] == app.cfg.topology
     assert "run_dir" not in h.json() and str(app.v1.run_dir) not in h.text
     app.get("/recommend/1001")
-    text = app.get("/metrics").text
+    pages: dict[str, str] = {}  # /metrics is the page of the ONE replica that answered; its first line names it
+    for _ in range(20):
+        page = app.get("/metrics").text
+        pages[page.splitlines()[0]] = page
+        if 'graphrec_requests_total{endpoint="recommend",status="200"}' in page:
+            break
+    assert all(h.startswith("# graphrec /metrics of ONE replica") for h in pages)
+    text = page
     assert 'graphrec_requests_total{endpoint="recommend",status="200"}' in text
     assert 'graphrec_stage_latency_seconds_bucket{le="0.025",stage="ranking"}' in text
     assert "graphrec_cache_hit_ratio" in text and "graphrec_cold_start_total" in text
     cold = [line for line in text.splitlines() if line.startswith("graphrec_cold_start_total")]
     assert float(cold[0].split()[-1]) >= 1
+
+
+def _ray_export() -> str:
+    import ray
+
+    node = ray.nodes()[0]
+    return httpx.get(f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics", timeout=10).text
+
+
+@pytest.mark.slow
+def test_metrics_reach_rays_export_from_every_deployment(app: App) -> None:
+    """Regression (issue 13): no metric reached Ray's metrics pipeline (only the per-replica /metrics page).
+    Ray's agent exports ray_graphrec_* tagged by application and deployment; waits for its report (~10 s)."""
+    for raw in (int(USER_RAW(1)), int(USER_RAW(2)), 999999):
+        assert app.get(f"/recommend/{raw}").status_code == 200
+    deployments = {"Recommender"} if app.cfg.topology == "collocated" else {
+        "Ingress", "Retrieval", "Ranking", "Reranking"}
+    want = {'ray_graphrec_requests_total{': "Ingress", "ray_graphrec_stage_latency_seconds_bucket{": "Ingress",
+            "ray_graphrec_cache_events_total{": "Retrieval", "ray_graphrec_cache_breaker_state{": "Retrieval",
+            "ray_graphrec_model_version_info{": "Ingress"}
+    text, deadline = "", time.monotonic() + 45
+    while time.monotonic() < deadline:
+        text = _ray_export()
+        lines = [ln for ln in text.splitlines() if 'application="graphrec-test"' in ln]
+        starts = {d for d in deployments
+                  if any(ln.startswith("ray_graphrec_replica_starts_total{") and f'deployment="{d}"' in ln
+                         for ln in lines)}
+        found = all(any(ln.startswith(name) and (app.cfg.topology == "collocated" or f'deployment="{dep}"' in ln)
+                        for ln in lines) for name, dep in want.items())
+        if found and starts == deployments:
+            break
+        time.sleep(1.0)
+    else:
+        raise AssertionError(f"missing in Ray's export: {sorted(want)} / starts of {deployments}: "
+                             f"{[ln for ln in text.splitlines() if 'graphrec' in ln][:20]}")
+
+
+def test_feedback_over_http(app: App) -> None:
+    item = int(ITEM_RAW(5))
+    r = httpx.post(app.url + "/feedback", json={"user_id": int(USER_RAW(3)), "item_id": item, "clicked": True},
+                   timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    want = app.versions[body["model_version"]].ranking.ranker.score(3, np.array([5]), None)[0][0]
+    assert body["p_click"] == pytest.approx(float(want), abs=1e-6) and body["window"]["n"] >= 1
+    bad = httpx.post(app.url + "/feedback", json={"user_id": 1, "item_id": 1, "clicked": True}, timeout=30)
+    assert bad.status_code == 400 and "not in the served model version" in bad.json()["error"]
+    assert httpx.post(app.url + "/feedback", json={"user_id": 1}, timeout=30).status_code == 400
 
 
 def test_hot_reload_reaches_every_replica_under_concurrent_requests(app: App) -> None:
@@ -269,7 +324,9 @@ def test_hot_reload_reaches_every_replica_under_concurrent_requests(app: App) ->
         for target, vid in ((app.v2, vids[1]), (app.v1, vids[0]), (app.v2, vids[1])):
             r = _reload(app, "v2" if target is app.v2 else target.run_dir)  # relative paths resolve in the root
             assert r.status_code == 200, r.text
-            n = app.cfg.collocated.num_replicas if app.cfg.topology == "collocated" else 5  # 2 ingress + 3 stages
+            sc = app.cfg  # every replica of every deployment follows the board (graph: 2 of each stage)
+            n = sc.collocated.num_replicas if sc.topology == "collocated" else sum(
+                d.num_replicas for d in (sc.ingress, sc.retrieval, sc.ranking, sc.reranking))
             assert r.json()["model_version"] == vid and r.json()["replicas"] == n
             with httpx.Client(base_url=app.url, timeout=30) as c:  # both replicas now serve it
                 after = {c.get(f"/recommend/{users[i % len(users)]}").json()["model_version"] for i in range(12)}
