@@ -347,11 +347,11 @@ def pipeline_time(seed: int) -> dict[str, float]:
     """Wall time of simulate(demo) + preprocess (local) + train-retrieval (Ray Train local mode, default config)."""
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")
     from graphrec_ray.config import load_config
-    from graphrec_ray.data.config import PreprocessConfig
-    from graphrec_ray.data.preprocess import preprocess_local
-    from graphrec_ray.data.simulator import SimulatorConfig, simulate
     from graphrec_ray.layout import RunLayout
+    from graphrec_ray.preprocess.config import PreprocessConfig
+    from graphrec_ray.preprocess.stage import preprocess_local
     from graphrec_ray.retrieval.config import RetrievalConfig
+    from graphrec_ray.sources.simulator import SimulatorConfig, simulate
     from jobs import train_retrieval
 
     root = Path(tempfile.mkdtemp(prefix="graphrec-bench-"))

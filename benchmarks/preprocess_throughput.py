@@ -38,8 +38,8 @@ from typing import Any, Callable
 
 import psutil
 
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import SOURCES, prepare_inputs, preprocess_local
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.stage import SOURCES, prepare_inputs, preprocess_local
 
 FULL_USERS, FULL_SMALL_USERS = 7176, 1411
 
@@ -84,7 +84,7 @@ def ensure_data(data_dir: Path, scale: float) -> None:
     """Generate the simulated dataset into ``data_dir`` once (``full`` preset, users scaled by ``scale``)."""
     if (data_dir / "big_matrix.csv").is_file() and (data_dir / "small_matrix.csv").is_file():
         return
-    from graphrec_ray.data.simulator import SimulatorConfig, simulate
+    from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 
     kw: dict[str, Any] = {}
     if scale < 1.0:

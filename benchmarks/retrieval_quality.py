@@ -63,12 +63,12 @@ OLD_SCHEDULE = ["epochs=40", "min_steps=0", "max_evals=1000", "refit=false", "va
 
 def prepare(preset: str, root: Path, seed: int, scale: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """Simulate ``preset`` and preprocess it; returns (``load_inputs`` dict, ground truth)."""
-    from graphrec_ray.data.config import PreprocessConfig
-    from graphrec_ray.data.ground_truth import GroundTruth
-    from graphrec_ray.data.preprocess import preprocess_local
-    from graphrec_ray.data.simulator import SimulatorConfig, simulate
     from graphrec_ray.layout import RunLayout
+    from graphrec_ray.preprocess.config import PreprocessConfig
+    from graphrec_ray.preprocess.stage import preprocess_local
     from graphrec_ray.retrieval.stage import load_inputs
+    from graphrec_ray.sources.simulator import SimulatorConfig, simulate
+    from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 
     data = root / preset / "data"
     simulate(SimulatorConfig(preset=preset, seed=seed, **scale), data, progress=False)

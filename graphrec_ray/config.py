@@ -1,7 +1,7 @@
 """Typed, frozen stage configs loaded from YAML with command-line overrides.
 
 Each stage owns one frozen ``@dataclass`` (in its own package, e.g.
-``graphrec_ray.data.config.PreprocessConfig``). This module only knows how to
+``graphrec_ray.preprocess.config.PreprocessConfig``). This module only knows how to
 turn a YAML mapping plus ``key=value`` overrides into such a dataclass, and it
 is strict: an unknown key or a value of the wrong type is a
 :class:`ConfigError` that names the key and the file, never silently ignored.

@@ -1,6 +1,6 @@
 """Arrow schemas of the files that stages hand to each other.
 
-Raw KuaiRec 2.0 columns are described in :mod:`graphrec_ray.data.kuairec`; this
+Raw KuaiRec 2.0 columns are described in :mod:`graphrec_ray.sources.kuairec`; this
 module fixes the *processed* schemas written by the preprocessing job and read
 by retrieval, ranking, indexing and serving. Bump :data:`SCHEMA_VERSION` on any
 change.

@@ -77,7 +77,7 @@ def _data_dir(run_dir: Path, data_dir: str | None) -> Path | None:
 
 def policy_inputs(dd: Any, cfg: ABConfig, data_dir: Path | None) -> tuple[PolicyInputs, ABConfig, str]:
     """``(PolicyInputs, cfg with the simulator's sigma/p_skip/threshold, how mu was obtained)``."""
-    from graphrec_ray.data.ground_truth import GroundTruth
+    from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 
     if dd.truth_source == "simulator" and data_dir is not None:
         gt = GroundTruth.load(data_dir)

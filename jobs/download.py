@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from graphrec_ray.data.download import DownloadConfig, download_kuairec
+from graphrec_ray.sources.download import DownloadConfig, download_kuairec
 from jobs.common import load_stage_config, make_parser
 
 

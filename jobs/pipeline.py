@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from graphrec_ray.config import config_hash, load_config
-from graphrec_ray.data.kuairec import ALL_FILES, check_layout
 from graphrec_ray.errors import UserError
 from graphrec_ray.layout import RunLayout
+from graphrec_ray.sources.kuairec import ALL_FILES, check_layout
 from graphrec_ray.stage_key import code_version, file_identity, mark_done, mark_started, stage_key, why_not_done
 from jobs.common import init_ray, pipeline_run
 
@@ -48,11 +48,11 @@ def _stage_configs() -> dict[str, tuple[str, Callable[[], type]]]:
     """stage -> (default YAML, lazy config class); imported lazily so --help stays instant."""
 
     def sim() -> type:
-        from graphrec_ray.data.simulator import SimulatorConfig
+        from graphrec_ray.sources.simulator import SimulatorConfig
         return SimulatorConfig
 
     def pre() -> type:
-        from graphrec_ray.data.config import PreprocessConfig
+        from graphrec_ray.preprocess.config import PreprocessConfig
         return PreprocessConfig
 
     def ret() -> type:

@@ -2,14 +2,14 @@
 
 Design (``docs/ARCHITECTURE.md``, "Preprocess"):
 
-1. one-time CSV -> Parquet cache of the raw strings (:mod:`graphrec_ray.data.raw_cache`; ``--convert-parquet``
+1. one-time CSV -> Parquet cache of the raw strings (:mod:`graphrec_ray.preprocess.raw_cache`; ``--convert-parquet``
    does only this step); its shards are the read parallelism of Ray Data;
 2. Ray Data: a dataset of cache shards ``-> map_batches(process_shards)`` reads, validates, quarantines and labels
-   every row in parallel, one shard per task (the pure functions from :mod:`graphrec_ray.data.preprocess`);
+   every row in parallel, one shard per task (the pure functions from :mod:`graphrec_ray.preprocess.stage`);
 3. the global steps (canonical order, duplicate policies, id maps, temporal split, propensities, writing) run in
    the driver with the same code as the plain pass, on the Arrow blocks Ray Data produced. KuaiRec fits one
    node's memory; a distributed sort/shuffle would cost more than it saves, and this keeps the outputs
-   byte-identical to :func:`graphrec_ray.data.preprocess.preprocess_local` (``--local`` runs that instead).
+   byte-identical to :func:`graphrec_ray.preprocess.stage.preprocess_local` (``--local`` runs that instead).
 
 Run as ``graphrec preprocess --data-dir data/sim --run-dir runs/demo``, ``python -m jobs.preprocess`` or
 ``ray job submit --working-dir . -- python -m jobs.preprocess --config configs/preprocess.yaml``.
@@ -25,11 +25,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import SOURCES, SourceRows, batch_kwargs, collect_split, finalize, \
-    prepare_inputs, preprocess_local, process_shards, split_sources, split_wide
-from graphrec_ray.data.raw_cache import RawCache
 from graphrec_ray.layout import RunLayout
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.raw_cache import RawCache
+from graphrec_ray.preprocess.stage import SOURCES, SourceRows, batch_kwargs, collect_split, finalize, \
+    prepare_inputs, preprocess_local, process_shards, split_sources, split_wide
 from jobs.common import init_ray, load_stage_config, make_parser, mlflow_run
 
 DEFAULT_CONFIG = "configs/preprocess.yaml"

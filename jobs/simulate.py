@@ -9,7 +9,7 @@ Usage::
     python -m jobs.simulate --out data/sim --config configs/simulate.yaml seed=7 exposure_bias=2.5
 
 Writes the six CSVs in the published KuaiRec 2.0 format plus ``ground_truth/`` (see
-:mod:`graphrec_ray.data.simulator`). Pure numpy/pyarrow: no Ray cluster is started.
+:mod:`graphrec_ray.sources.simulator`). Pure numpy/pyarrow: no Ray cluster is started.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from graphrec_ray.config import config_hash
-from graphrec_ray.data.simulator import SimulatorConfig, simulate
 from graphrec_ray.errors import UserError
+from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 from jobs.common import load_stage_config, make_parser
 
 DEFAULT_CONFIG = "configs/simulate.yaml"

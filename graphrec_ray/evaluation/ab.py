@@ -35,10 +35,10 @@ import numpy as np
 from scipy import stats as sps
 from scipy.special import ndtri
 
-from graphrec_ray.data.split import _splitmix64
 from graphrec_ray.evaluation.stats import DEFAULT_LEVEL, DEFAULT_N_BOOT, Interval, bootstrap_mean, bootstrap_ratio
 from graphrec_ray.evaluation.user_response import (END_NAMES, ResponseModel, Sessions, expected_sessions,
                                                    simulate_sessions)
+from graphrec_ray.preprocess.split import _splitmix64
 from graphrec_ray.rerank.mmr import intra_list_diversity, mmr_select
 from graphrec_ray.rerank.scalarize import DEFAULT_VALUE_SCALE, scalarize
 

@@ -24,7 +24,7 @@ Fields of :class:`DecisionData` (``U`` evaluation users, ``K`` candidates per us
 
 Where the truth comes from:
 
-* **Simulator data** (``data_dir/ground_truth/`` exists): :class:`graphrec_ray.data.ground_truth.GroundTruth`,
+* **Simulator data** (``data_dir/ground_truth/`` exists): :class:`graphrec_ray.sources.simulator.ground_truth.GroundTruth`,
   ``true_click = GroundTruth.p_click`` and ``true_value = GroundTruth.e_value`` (``E[log1p(watch_ratio)]``,
   exact) for every (user, candidate); candidates come from the whole catalogue.
 * **Real KuaiRec** (no ground truth): the fully observed ``small_matrix`` (``preprocess/eval_small.parquet``),
@@ -161,7 +161,7 @@ def primary_categories(data_dir: str | Path, item_raw: np.ndarray) -> np.ndarray
     Raises:
         DataError: ``data_dir`` has no readable ``item_categories.csv``.
     """
-    from graphrec_ray.data.kuairec import read_item_categories
+    from graphrec_ray.sources.kuairec import read_item_categories
 
     table = read_item_categories(data_dir)
     vids = table.column("video_id").to_numpy()
@@ -243,7 +243,6 @@ def build_decision_data(run_dir: str | Path, data_dir: str | Path | None = None,
     """
     import pyarrow.parquet as pq
 
-    from graphrec_ray.data.ground_truth import GT_DIR, GroundTruth
     from graphrec_ray.layout import RunLayout
     from graphrec_ray.manifest import MANIFEST_NAME, read_manifest
     from graphrec_ray.ranking.context import RequestContext
@@ -251,6 +250,7 @@ def build_decision_data(run_dir: str | Path, data_dir: str | Path | None = None,
     from graphrec_ray.serving.config import ServeConfig
     from graphrec_ray.serving.pipeline import Candidates, rank, retrieve_batch
     from graphrec_ray.serving.versioned import load_version
+    from graphrec_ray.sources.simulator.ground_truth import GT_DIR, GroundTruth
 
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)

@@ -2,7 +2,7 @@
 
 A user is served a fixed, policy-ordered feed (pages of ``page_size`` items, no item twice; see
 :mod:`graphrec_ray.evaluation.ab`) and scrolls through it one item at a time. For each shown item, with
-``mu`` the simulator's true log-mean watch ratio of the (user, item) pair (:mod:`graphrec_ray.data.ground_truth`)::
+``mu`` the simulator's true log-mean watch ratio of the (user, item) pair (:mod:`graphrec_ray.sources.simulator.ground_truth`)::
 
     watch  = 0 with probability p_skip, else exp(mu + sigma * Z),  Z ~ N(0, 1)   (the simulator's watch model)
     click  = watch >= click_threshold                                           (so P(click) = the true p_click)
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graphrec_ray.data.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
+from graphrec_ray.sources.simulator.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
 
 END_CATEGORY, END_PATIENCE, END_MAX_LENGTH = 0, 1, 2  # end_reason codes ("feed exhausted" counts as max length)
 END_NAMES = ("category_repeat", "patience", "max_length")

@@ -180,7 +180,7 @@ def resolve_data_dir(run_dir: str | Path, data_dir: str | Path | None = None) ->
 
 def read_side_tables(data_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """``(item_categories, user_features, item_daily_features)`` as DataFrames via the KuaiRec readers."""
-    from graphrec_ray.data.kuairec import read_item_categories, read_item_daily_features, read_user_features
+    from graphrec_ray.sources.kuairec import read_item_categories, read_item_daily_features, read_user_features
 
     return (read_item_categories(data_dir).to_pandas(), read_user_features(data_dir).to_pandas(),
             read_item_daily_features(data_dir).to_pandas())

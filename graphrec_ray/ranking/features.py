@@ -47,9 +47,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from graphrec_ray.data.kuairec import TIMEZONE_OFFSET_S
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
+from graphrec_ray.sources.kuairec import TIMEZONE_OFFSET_S
 
 LOCAL_UTC_OFFSET_S = TIMEZONE_OFFSET_S  # KuaiRec timestamps are Unix seconds; local time is UTC+8
 SECONDS_PER_DAY = 86400
@@ -99,7 +99,7 @@ def yyyymmdd_to_epoch_day(date: np.ndarray) -> np.ndarray:
 
 
 def parse_categories(value: Any) -> list[int]:
-    """A ``feat`` cell (list/array from :func:`graphrec_ray.data.kuairec.read_item_categories`, a JSON
+    """A ``feat`` cell (list/array from :func:`graphrec_ray.sources.kuairec.read_item_categories`, a JSON
     text like ``"[8, 27]"``, an int, or null) as a list of ints."""
     if isinstance(value, str):
         value = json.loads(value.strip() or "[]")

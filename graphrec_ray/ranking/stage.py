@@ -206,7 +206,7 @@ def fit_calibrators(cfg: RankingConfig, logits: np.ndarray,
 
 def _p_true(data_dir: Path, run_dir: Path, events: Events) -> np.ndarray | None:
     """True click probabilities of ``events`` when ``data_dir`` is simulator data (has ground truth)."""
-    from graphrec_ray.data.ground_truth import GT_DIR, GroundTruth
+    from graphrec_ray.sources.simulator.ground_truth import GT_DIR, GroundTruth
 
     if not (data_dir / GT_DIR).is_dir():
         return None

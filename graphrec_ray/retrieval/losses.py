@@ -20,7 +20,7 @@ import numpy as np
 import torch.nn.functional as F
 from torch import Tensor
 
-from graphrec_ray.data.propensity import item_propensity
+from graphrec_ray.preprocess.propensity import item_propensity
 
 
 def ips_bpr_loss(pos_scores: Tensor, neg_scores: Tensor, weights: Tensor | None = None,

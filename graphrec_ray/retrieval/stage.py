@@ -149,7 +149,7 @@ def load_ground_truth(layout: RunLayout) -> Any | None:
         return None
     if not data_dir or not (Path(data_dir) / "ground_truth").is_dir():
         return None
-    from graphrec_ray.data.ground_truth import GroundTruth
+    from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 
     return GroundTruth.load(data_dir)
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import preprocess_local
-from graphrec_ray.data.simulator import SimulatorConfig, simulate
 from graphrec_ray.manifest import read_manifest
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.stage import preprocess_local
+from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 from jobs import preprocess as job
 
 pytestmark = pytest.mark.integration

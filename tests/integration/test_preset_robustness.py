@@ -18,17 +18,17 @@ import numpy as np
 import pytest
 
 from graphrec_ray.config import load_config
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import preprocess_local
-from graphrec_ray.data.simulator import ROBUSTNESS_PRESETS, SimulatorConfig, simulate
 from graphrec_ray.evaluation.stats import paired_difference
 from graphrec_ray.layout import RunLayout
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.stage import preprocess_local
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.evaluate import per_user_unbiased
 from graphrec_ray.retrieval.fit import fit_in_process
 from graphrec_ray.retrieval.popularity import MostPopular
 from graphrec_ray.retrieval.stage import load_inputs
+from graphrec_ray.sources.simulator import ROBUSTNESS_PRESETS, SimulatorConfig, simulate
 
 pytestmark = pytest.mark.integration
 

@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 
 from graphrec_ray.config import load_config
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import preprocess_local
-from graphrec_ray.data.simulator import SimulatorConfig, simulate
 from graphrec_ray.ids import IdMap
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, verify_manifest
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.stage import preprocess_local
 from graphrec_ray.retrieval.build import training_positives
 from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.stage import load_inputs
+from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 from graphrec_ray.training import step_budget
 
 pytestmark = pytest.mark.integration

@@ -33,8 +33,8 @@ def test_simulator_never_overwrites_data_it_did_not_write(tmp_path: Path) -> Non
     preset over a tiny data set (78.6 kB -> 10.1 MB big_matrix.csv), and would overwrite a real KuaiRec folder
     when --no-simulate was forgotten."""
     import jobs.simulate
-    from graphrec_ray.data.simulator import SimulatorConfig
     from graphrec_ray.errors import UserError
+    from graphrec_ray.sources.simulator import SimulatorConfig
     from jobs.pipeline import run
 
     real = tmp_path / "kuairec"

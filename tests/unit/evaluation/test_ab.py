@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from graphrec_ray.data.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
 from graphrec_ray.evaluation.ab import (ABConfig, ArmSpec, PolicyInputs, assign_arms, bootstrap_difference,
                                         build_feeds, coverage_study, cuped_adjust, cuped_theta, delta_ratio,
                                         delta_ratio_difference, mu_from_p_click, run_ab, sample_size_per_arm,
@@ -14,6 +13,7 @@ from graphrec_ray.evaluation.ab import (ABConfig, ArmSpec, PolicyInputs, assign_
 from graphrec_ray.evaluation.user_response import ResponseModel, simulate_sessions
 from graphrec_ray.rerank.scalarize import scalarize
 from graphrec_ray.serving.pipeline import Scored, rerank
+from graphrec_ray.sources.simulator.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
 
 
 def _inputs(U: int = 60, K: int = 80, n_items: int = 500, seed: int = 0,

@@ -11,16 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from graphrec_ray.data.ground_truth import GroundTruth
 from graphrec_ray.errors import DataError
-from graphrec_ray.evaluation.decision_data import (
-    TRUTH_SIMULATOR, TRUTH_SMALL_MATRIX, DecisionData, build_decision_data, primary_categories,
-)
+from graphrec_ray.evaluation.decision_data import (TRUTH_SIMULATOR, TRUTH_SMALL_MATRIX, DecisionData,
+                                                   build_decision_data, primary_categories)
 from graphrec_ray.layout import RunLayout
+from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.schema import INTERACTIONS
 from graphrec_ray.serving.baseline_ranker import EmbeddingRanker
-from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.serving.config import ServeConfig
+from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir
 
 N_USERS, N_ITEMS = 30, 120

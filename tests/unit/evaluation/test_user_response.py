@@ -68,7 +68,7 @@ def test_exact_expectations_match_a_large_simulation():
 
 def test_clicks_and_value_follow_the_true_watch_model():
     # long sessions without exits: per-item click rate and mean log1p(watch) equal the closed-form truth
-    from graphrec_ray.data.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
+    from graphrec_ray.sources.simulator.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
 
     m = ResponseModel(patience=50, max_category_repeat=10, max_pages=5)
     mu = np.full((4000, 50), 0.1)

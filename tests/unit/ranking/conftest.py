@@ -10,10 +10,10 @@ import pytest
 
 def make_tiny_run(root: Path, emb_dim: int = 8, seed: int = 3) -> Path:
     """Simulator ``tiny`` preset, preprocessed, plus random retrieval embeddings; returns the run dir."""
-    from graphrec_ray.data.config import PreprocessConfig
-    from graphrec_ray.data.preprocess import preprocess_local
-    from graphrec_ray.data.simulator import SimulatorConfig, simulate
     from graphrec_ray.layout import RunLayout
+    from graphrec_ray.preprocess.config import PreprocessConfig
+    from graphrec_ray.preprocess.stage import preprocess_local
+    from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 
     data = root / "data"
     simulate(SimulatorConfig(preset="tiny", seed=seed), data, progress=False)

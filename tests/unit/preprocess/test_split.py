@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphrec_ray.data.split import TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
+from graphrec_ray.preprocess.split import TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
     temporal_cuts, users_without_training
 
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.preprocess import preprocess_local
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
 from graphrec_ray.manifest import read_manifest, verify_manifest
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.stage import preprocess_local
 from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE
-from tests.unit.data.kuairec_rows import HEADER, T0, line, write
+from tests.unit.preprocess.kuairec_rows import HEADER, T0, line, write
 
 OUTPUTS = ("train", "val", "test", "eval_small", "quarantine", "item_propensity", "user_map", "item_map")
 
@@ -197,7 +197,7 @@ def test_ray_side_functions_without_ray(data_dir: Path, tmp_path: Path) -> None:
     """process_shards / split_sources / split_wide: what the Ray Data tasks and the driver run, on plain Arrow."""
     import pyarrow as pa
 
-    from graphrec_ray.data.preprocess import batch_kwargs, prepare_inputs, process_shards, split_sources, split_wide
+    from graphrec_ray.preprocess.stage import batch_kwargs, prepare_inputs, process_shards, split_sources, split_wide
 
     cfg = PreprocessConfig(data_dir=str(data_dir), cache_dir=str(tmp_path / "cache"), cache_shard_rows=8)
     caches = prepare_inputs(cfg)
@@ -269,7 +269,7 @@ def test_side_table_quirks_in_manifest(tmp_path: Path) -> None:
     item_categories.csv are counted in the manifest (they were counted by the readers and reported nowhere)."""
     import csv
 
-    from graphrec_ray.data.simulator import SimulatorConfig, simulate
+    from graphrec_ray.sources.simulator import SimulatorConfig, simulate
 
     d = tmp_path / "sim"
     simulate(SimulatorConfig(preset="tiny", seed=4), d, progress=False)

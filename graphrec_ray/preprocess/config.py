@@ -2,7 +2,7 @@
 
 Loaded with :func:`graphrec_ray.config.load_config` from ``configs/preprocess.yaml`` (which lists only the
 changes from these defaults). The same config drives the plain pass
-(:func:`graphrec_ray.data.preprocess.preprocess_local`) and the Ray Data job (``jobs/preprocess.py``); both
+(:func:`graphrec_ray.preprocess.stage.preprocess_local`) and the Ray Data job (``jobs/preprocess.py``); both
 write identical files.
 
 Example::
@@ -28,7 +28,7 @@ SplitKind = Literal["per_user", "global"]
 class PreprocessConfig:
     """Preprocessing stage config (frozen; unknown keys and wrong types are rejected by the loader).
 
-    Split (``split``, see :mod:`graphrec_ray.data.split`): ``"per_user"`` (default) applies the cut rule to each
+    Split (``split``, see :mod:`graphrec_ray.preprocess.split`): ``"per_user"`` (default) applies the cut rule to each
     user's own rows, so each user's last ``1 - train_frac`` of interactions by time go to val/test and users
     with fewer than ``min_user_rows`` rows stay wholly in training; ``"global"`` applies it once to all rows
     (today's split before issue 10: users active only late in the log then have no training row at all).

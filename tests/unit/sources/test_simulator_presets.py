@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 
 from graphrec_ray.config import load_config
-from graphrec_ray.data import kuairec as kr
-from graphrec_ray.data.ground_truth import GroundTruth
-from graphrec_ray.data.simulator import (
-    PRESETS,
-    RATING_LEVELS,
-    ROBUSTNESS_PRESETS,
-    SimulatorConfig,
-    resolve_model,
-    resolve_sizes,
-    simulate,
-)
+from graphrec_ray.sources import kuairec as kr
+from graphrec_ray.sources.simulator import (PRESETS, RATING_LEVELS, ROBUSTNESS_PRESETS, SimulatorConfig, resolve_model,
+                                            resolve_sizes, simulate)
+from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 
 SIZE = dict(n_users=300, n_items=400, small_users=60, small_items=100)   # scaled down, same for every preset
 WINDOW_S = 63 * 86400

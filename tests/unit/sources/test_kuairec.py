@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graphrec_ray.data import kuairec as kr
 from graphrec_ray.errors import DataError
+from graphrec_ray.sources import kuairec as kr
 
 
 # ------------------------------------------------------------------------------------------- specs

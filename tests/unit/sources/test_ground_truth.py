@@ -7,13 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec_ray.data.ground_truth import (
-    GroundTruth,
-    expected_log1p_watch_ratio,
-    expected_watch_ratio,
-    p_watch_at_least,
-)
 from graphrec_ray.errors import DataError
+from graphrec_ray.sources.simulator.ground_truth import (GroundTruth, expected_log1p_watch_ratio, expected_watch_ratio,
+                                                         p_watch_at_least)
 
 MU = np.array([-1.5, -0.4, 0.0, 0.7, 1.6])
 SIGMA, P_SKIP = 0.6, 0.05

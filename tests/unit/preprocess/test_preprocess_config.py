@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from graphrec_ray.config import load_config
-from graphrec_ray.data.config import PreprocessConfig
 from graphrec_ray.errors import ConfigError
+from graphrec_ray.preprocess.config import PreprocessConfig
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -31,8 +31,8 @@ def test_function_defaults_match_the_config_defaults() -> None:
     """Bug guarded: process_batch / validate_batch defaults drifting from PreprocessConfig (they once did)."""
     import inspect
 
-    from graphrec_ray.data.preprocess import batch_kwargs, process_batch
-    from graphrec_ray.data.validate import validate_batch
+    from graphrec_ray.preprocess.stage import batch_kwargs, process_batch
+    from graphrec_ray.preprocess.validate import validate_batch
 
     want = batch_kwargs(PreprocessConfig())
     for fn in (process_batch, validate_batch):

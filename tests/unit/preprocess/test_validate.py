@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graphrec_ray.data.kuairec import INTERACTION_COLUMNS
-from graphrec_ray.data.validate import REASONS, raw_json, reason_names, validate_batch
+from graphrec_ray.preprocess.validate import REASONS, raw_json, reason_names, validate_batch
+from graphrec_ray.sources.kuairec import INTERACTION_COLUMNS
 
 GOOD = {"user_id": "7", "video_id": "42", "play_duration": "5000", "video_duration": "10000",
         "time": "2020-07-05 05:27:48.378", "date": "20200705", "timestamp": "1593898068.378", "watch_ratio": "0.5"}

@@ -2,7 +2,7 @@
 
 KuaiRec's ``big_matrix`` holds exact duplicate rows (every field equal) and repeated views of the same
 (user, video) pair at different times. Both are counted; what happens to them is declared in
-:class:`graphrec_ray.data.config.PreprocessConfig`:
+:class:`graphrec_ray.preprocess.config.PreprocessConfig`:
 
 - ``exact_duplicates``: ``drop`` (keep the first copy, count the rest as removed by policy), ``quarantine``
   (the extra copies go to the quarantine as ``exact_duplicate``) or ``keep``;

@@ -1,6 +1,6 @@
 """Exact ground truth of the simulator's generative model, read back from ``data_dir/ground_truth/``.
 
-The simulator (:mod:`graphrec_ray.data.simulator`) draws every watch ratio from this model::
+The simulator (:mod:`graphrec_ray.sources.simulator`) draws every watch ratio from this model::
 
     mu[u, i]  = mu0 + b_user[u] + b_item[i] + scale * <P_user[u], Q_item[i]> / sqrt(d)
     view      = skip with probability p_skip            -> watch_ratio = 0

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from graphrec_ray.config import load_config
-from graphrec_ray.data import kuairec as kr
-from graphrec_ray.data.ground_truth import GroundTruth
-from graphrec_ray.data.simulator import SimulatorConfig, resolve_sizes, simulate
+from graphrec_ray.sources import kuairec as kr
+from graphrec_ray.sources.simulator import SimulatorConfig, resolve_sizes, simulate
+from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 
 CFG = SimulatorConfig(preset="tiny", n_users=300, n_items=400, small_users=80, small_items=120, density=0.12,
                       seed=11)

@@ -33,22 +33,22 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from graphrec_ray.config import config_hash, to_dict
-from graphrec_ray.data.config import PreprocessConfig
-from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_order
-from graphrec_ray.data import kuairec as kr
-from graphrec_ray.data.kuairec import BIG_MATRIX, SMALL_MATRIX
-from graphrec_ray.data.labels import make_labels
-from graphrec_ray.data.propensity import item_counts, item_propensity
-from graphrec_ray.data.raw_cache import RawCache, ensure_cache, read_rows
-from graphrec_ray.data.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
-    temporal_cuts, users_without_training
-from graphrec_ray.data.validate import ALL_REASONS, EXACT_DUPLICATE, MALFORMED_ROW, VALIDATED, raw_json, \
-    reason_names, validate_batch
 from graphrec_ray.errors import DataError
 from graphrec_ray.ids import IdMap
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import write_manifest
+from graphrec_ray.preprocess.config import PreprocessConfig
+from graphrec_ray.preprocess.duplicates import exact_duplicate_mask, repeated_views, sort_order
+from graphrec_ray.preprocess.labels import make_labels
+from graphrec_ray.preprocess.propensity import item_counts, item_propensity
+from graphrec_ray.preprocess.raw_cache import RawCache, ensure_cache, read_rows
+from graphrec_ray.preprocess.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_by_hash, assign_by_time, assign_per_user, \
+    temporal_cuts, users_without_training
+from graphrec_ray.preprocess.validate import ALL_REASONS, EXACT_DUPLICATE, MALFORMED_ROW, VALIDATED, raw_json, \
+    reason_names, validate_batch
 from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE
+from graphrec_ray.sources import kuairec as kr
+from graphrec_ray.sources.kuairec import BIG_MATRIX, SMALL_MATRIX
 
 #: big_matrix (training logs, biased exposure) first, then small_matrix (fully observed: unbiased evaluation).
 SOURCES: tuple[str, ...] = (BIG_MATRIX, SMALL_MATRIX)

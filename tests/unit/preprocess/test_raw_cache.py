@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import graphrec_ray.data.raw_cache as raw_cache
-from graphrec_ray.data.raw_cache import ensure_cache, read_rows
-from tests.unit.data.kuairec_rows import HEADER, T0, line, write
+import graphrec_ray.preprocess.raw_cache as raw_cache
+from graphrec_ray.preprocess.raw_cache import ensure_cache, read_rows
+from tests.unit.preprocess.kuairec_rows import HEADER, T0, line, write
 
 
 def _lines(n: int) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphrec_ray.data.propensity import item_counts, item_propensity
+from graphrec_ray.preprocess.propensity import item_counts, item_propensity
 
 
 def test_counts_include_unseen_items() -> None:

@@ -3,7 +3,7 @@
 Why: the raw CSV is parsed once here (single pass, streaming, bounded memory); every later preprocessing run —
 the plain pass and the Ray Data job alike — reads column-oriented Parquet shards instead, and the shards are the
 unit of parallel reading for Ray Data. Fields stay strings so that bad values still reach
-:mod:`graphrec_ray.data.validate` and are quarantined with their original text; a ``row_number:int64`` column
+:mod:`graphrec_ray.preprocess.validate` and are quarantined with their original text; a ``row_number:int64`` column
 (0-based data row in the CSV, header excluded) ties every row to its source line.
 
 Rows with the wrong number of fields cannot be split into columns; they are written to ``_malformed.parquet``

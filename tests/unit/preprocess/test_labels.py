@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphrec_ray.data.labels import make_labels
+from graphrec_ray.preprocess.labels import make_labels
 
 
 def test_click_and_value_known_answers() -> None:

@@ -3,7 +3,7 @@
 Pure and vectorised (pyarrow + numpy), so the plain pass and Ray Data ``map_batches`` run the same code.
 Input is a batch whose published columns (``user_id, video_id, play_duration, video_duration, time, date,
 timestamp, watch_ratio``) are *strings exactly as in the CSV* plus ``row_number`` (0-based data row in the
-source file, added by :mod:`graphrec_ray.data.raw_cache`). Strings are parsed here, so a bad value quarantines
+source file, added by :mod:`graphrec_ray.preprocess.raw_cache`). Strings are parsed here, so a bad value quarantines
 its row instead of failing the whole file.
 
 Every rejected row gets exactly one reason, the first that applies in this order (stable codes, counted in the
@@ -25,7 +25,7 @@ manifest):
 ==========================  =====================================================================
 
 Two more codes are assigned outside this module: ``malformed_row`` (wrong number of fields, by the CSV cache)
-and ``exact_duplicate`` (by :mod:`graphrec_ray.data.duplicates` under the ``quarantine`` policy).
+and ``exact_duplicate`` (by :mod:`graphrec_ray.preprocess.duplicates` under the ``quarantine`` policy).
 The ``time`` column is carried for the quarantine record only: ``timestamp`` is the authoritative time.
 """
 
@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from graphrec_ray.data.kuairec import INTERACTION_COLUMNS
+from graphrec_ray.sources.kuairec import INTERACTION_COLUMNS
 
 
 #: Reason codes, in the order they are checked (index + 1 is the internal code).
@@ -157,7 +157,7 @@ def validate_batch(
     """
     n = batch.num_rows
     if "row_number" not in batch.column_names:
-        raise ValueError("validate_batch needs a row_number column (see graphrec_ray.data.raw_cache)")
+        raise ValueError("validate_batch needs a row_number column (see graphrec_ray.preprocess.raw_cache)")
     row_number = batch.column("row_number").combine_chunks()
     reason = np.zeros(n, dtype=np.int8)
 

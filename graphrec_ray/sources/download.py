@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from graphrec_ray.data import kuairec as kr
 from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.manifest import file_digest
+from graphrec_ray.sources import kuairec as kr
 
 __all__ = ["KUAIREC_URL", "KUAIREC_MD5", "DownloadConfig", "file_digest", "fetch", "verify_archive",
            "extract", "download_kuairec"]

@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from graphrec_ray.data.duplicates import exact_duplicate_mask, repeated_views, sort_order, sort_rows
+from graphrec_ray.preprocess.duplicates import exact_duplicate_mask, repeated_views, sort_order, sort_rows
 
 
 def table(rows: list[tuple]) -> pa.Table:

@@ -1,1 +1,0 @@
-"""Raw logs in: KuaiRec reader, simulator, validation, labels, split, propensities."""

@@ -1,0 +1,1 @@
+"""Preprocessing: raw KuaiRec logs -> validated, labelled, split Parquet with id maps and propensities."""

@@ -1,0 +1,1 @@
+"""Raw data in: the KuaiRec reader, its download, and the seeded simulator (with exact ground truth)."""
