@@ -12,20 +12,27 @@ This is the only module of the project that talks to Redis (imported lazily, nev
   ``reset_timeout_s``. Whenever Redis is not usable the request is served from the in-process table with
   ``cache_hit = False``.
 * With no URL configured there is no client at all and the in-process table is the cache.
+* AUTH and TLS come from :class:`CacheConfig` (``password`` or env ``GRAPHREC_REDIS_PASSWORD``, ``username``,
+  ``tls``, ``tls_ca_cert``; :func:`redis_connection_args`). A wrong or missing password fails open like an outage,
+  and the reason is logged once per outage (``AuthenticationError: ...``), never the password.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from graphrec_ray.serving.config import CacheConfig
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+PASSWORD_ENV = "GRAPHREC_REDIS_PASSWORD"  # where the Redis password comes from when CacheConfig.password is ""
+logger = logging.getLogger(__name__)
 
 
 class CircuitBreaker:
@@ -98,22 +105,50 @@ class CacheStats:
     skipped: int = 0  # lookups served from the table without asking Redis (no client or breaker open)
 
 
+def redis_connection_args(cfg: CacheConfig, env: Mapping[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+    """``(url, kwargs)`` for ``redis.Redis.from_url``: timeouts, no retries, AUTH and TLS from ``cfg``.
+
+    The password is ``cfg.password``, else ``env[PASSWORD_ENV]`` (default: ``os.environ``), else none; one given
+    in the URL wins (redis-py's rule). ``cfg.tls`` turns ``redis://`` into ``rediss://``; with TLS the server
+    certificate and host name are verified, against ``cfg.tls_ca_cert`` when given.
+    """
+    env = os.environ if env is None else env
+    url = cfg.url
+    kwargs: dict[str, Any] = {"socket_timeout": cfg.socket_timeout_ms / 1000.0,
+                              "socket_connect_timeout": cfg.connect_timeout_ms / 1000.0,
+                              "health_check_interval": 0}
+    password = cfg.password or env.get(PASSWORD_ENV, "")
+    if password:
+        kwargs["password"] = password
+    if cfg.username:
+        kwargs["username"] = cfg.username
+    if cfg.uses_tls:
+        if url.startswith("redis://"):
+            url = "rediss://" + url[len("redis://"):]
+        kwargs["ssl_cert_reqs"] = "required"
+        kwargs["ssl_check_hostname"] = True
+        if cfg.tls_ca_cert:
+            kwargs["ssl_ca_certs"] = cfg.tls_ca_cert
+    return url, kwargs
+
+
 def make_redis_client(cfg: CacheConfig) -> Any:
-    """A ``redis.Redis`` from ``cfg.url`` (password and TLS via ``rediss://`` in the URL) with short timeouts
-    and no retries; ``None`` when no URL is configured."""
+    """A ``redis.Redis`` from :func:`redis_connection_args` with no retries; ``None`` when no URL is configured."""
     if not cfg.url:
         return None
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis.Redis.from_url(
-        cfg.url,
-        socket_timeout=cfg.socket_timeout_ms / 1000.0,
-        socket_connect_timeout=cfg.connect_timeout_ms / 1000.0,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-    )
+    url, kwargs = redis_connection_args(cfg)
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **kwargs)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for logs: the error class and Redis's message (never the password: Redis does not
+    echo it), e.g. ``AuthenticationError: invalid username-password pair``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 class DirectReader:
@@ -172,6 +207,7 @@ class EmbeddingCache:
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self.reader = DirectReader(client) if client is not None else None
+        self.last_error: str | None = None  # reason of the latest Redis failure (None once Redis answers again)
         if client is not None:
             import redis
 
@@ -221,11 +257,11 @@ class EmbeddingCache:
         keys = [self.key(model_version, u) for u in idx]
         try:
             raw = self.reader.mget(keys)
-        except self._errors:
-            self.breaker.record_failure()
-            self._count(errors=1, misses=int(idx.size))
+        except self._errors as exc:
+            self._failed(exc)
+            self._count(misses=int(idx.size))
             return out, hit
-        self.breaker.record_success()
+        self._succeeded()
         missed: list[int] = []
         for i, blob in enumerate(raw):
             if blob is not None and len(blob) == 4 * d:
@@ -248,12 +284,28 @@ class EmbeddingCache:
             for u, row in zip(np.asarray(user_idx).reshape(-1), emb):
                 pipe.set(self.key(model_version, int(u)), row.tobytes(), ex=self.ttl_s)
             pipe.execute()
-        except self._errors:
-            self.breaker.record_failure()
-            self._count(errors=1)
+        except self._errors as exc:
+            self._failed(exc)
             return False
-        self.breaker.record_success()
+        self._succeeded()
         return True
+
+    def _failed(self, exc: BaseException) -> None:
+        """A Redis call failed: count it, feed the breaker, and log why once per outage and reason (a wrong
+        password, a refused connection, a timeout...), so failing open is never silent."""
+        self.breaker.record_failure()
+        self._count(errors=1)
+        reason = describe_error(exc)
+        if reason != self.last_error:
+            logger.warning("Redis cache unavailable, serving from the in-process table (cache_hit false): %s",
+                           reason)
+        self.last_error = reason
+
+    def _succeeded(self) -> None:
+        self.breaker.record_success()
+        if self.last_error is not None:
+            logger.warning("Redis cache reachable again (after: %s)", self.last_error)
+            self.last_error = None
 
     def warm(self, model_version: str, table: np.ndarray, chunk: int = 1000) -> int:
         """Write every row of ``table`` ``(n_users, d)`` under ``model_version``; returns rows written."""

@@ -41,7 +41,13 @@ class DeploymentSpec:
 class CacheConfig:
     """The Redis user-embedding cache (``graphrec_ray/serving/cache.py``)."""
 
-    url: str = ""  # redis://[:password@]host:port/db or rediss:// for TLS; "" = no Redis, in-process table only
+    url: str = ""  # redis://host:port/db (rediss:// = TLS); "" = no Redis, in-process table only
+    # AUTH password; "" = env GRAPHREC_REDIS_PASSWORD where the replica runs (keep secrets out of YAML), else none.
+    # A password in the URL (redis://:pw@host) wins. Never logged nor shown in the config's repr.
+    password: str = field(default="", repr=False)
+    username: str = ""  # Redis 6 ACL user; "" = the default user
+    tls: bool = False  # TLS to Redis (same as a rediss:// URL); the server certificate is always verified
+    tls_ca_cert: str = ""  # CA bundle (PEM) that signed the server certificate; "" = the system's CAs
     key_prefix: str = "graphrec"  # keys are "{key_prefix}:{model_version}:u:{user_idx}"
     ttl_s: int = 3600  # expiry of cached embeddings; a new model version uses new keys anyway
     socket_timeout_ms: float = 20.0  # per-command timeout: a slow Redis must not slow the request path
@@ -55,6 +61,13 @@ class CacheConfig:
             raise ValueError("need ttl_s > 0, failure_threshold >= 1, reset_timeout_s > 0")
         if self.socket_timeout_ms <= 0 or self.connect_timeout_ms <= 0:
             raise ValueError("Redis timeouts must be > 0")
+        if self.tls_ca_cert and not self.uses_tls:
+            raise ValueError("tls_ca_cert needs tls: true (or a rediss:// url)")
+
+    @property
+    def uses_tls(self) -> bool:
+        """TLS on: ``tls`` or a ``rediss://`` URL."""
+        return self.tls or self.url.startswith("rediss://")
 
 
 @dataclass(frozen=True)
