@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphrec_ray.calibration.base import METHODS, Calibrator, fit_calibrator
+from graphrec_ray.calibration.factory import METHODS, Calibrator, fit_calibrator
 from graphrec_ray.calibration.metrics import log_loss
 
 N_FOLDS = 2  # two halves: each fit sees half the validation rows, enough for two Platt parameters or isotonic steps

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from graphrec_ray.evaluation.metrics import NDCG_KS, RECALL_KS, evaluate_ranking
+from graphrec_ray.evaluation.ranking_metrics import NDCG_KS, RECALL_KS, evaluate_ranking
 from graphrec_ray.interactions import Interactions
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graphrec_ray.calibration.base import Calibrator, load_calibrator
+from graphrec_ray.calibration.factory import Calibrator, load_calibrator
 from graphrec_ray.errors import DataError
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest

@@ -35,8 +35,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from graphrec_ray.calibration.base import Calibrator, fit_calibrator
 from graphrec_ray.calibration.downsampling import DownsamplingCalibrator
+from graphrec_ray.calibration.factory import Calibrator, fit_calibrator
 from graphrec_ray.calibration.reliability import curve_bins, plot_bin_panels
 from graphrec_ray.calibration.select import select_calibrator
 from graphrec_ray.config import config_hash, to_dict

@@ -91,7 +91,7 @@ def per_user_unbiased(score_fn: Any, eval_small: Interactions, seen: Interaction
     """
     import torch
 
-    from graphrec_ray.evaluation.metrics import batch_metrics
+    from graphrec_ray.evaluation.ranking_metrics import batch_metrics
 
     users = np.unique(eval_small.user_idx)
     items = np.unique(eval_small.item_idx)
@@ -112,7 +112,7 @@ def per_user_true(score_fn: Any, users: np.ndarray, p_click: np.ndarray, seen: I
     """
     import torch
 
-    from graphrec_ray.evaluation.metrics import batch_metrics
+    from graphrec_ray.evaluation.ranking_metrics import batch_metrics
 
     users = np.asarray(users, dtype=np.int64)
     s = torch.as_tensor(np.asarray(score_fn(users)), dtype=torch.float32).clone()

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graphrec_ray.calibration.base import fit_calibrator, load_calibrator
 from graphrec_ray.calibration.downsampling import DownsamplingCalibrator, correct_downsampling
+from graphrec_ray.calibration.factory import fit_calibrator, load_calibrator
 from graphrec_ray.calibration.metrics import ece
 from graphrec_ray.calibration.platt import sigmoid
 from graphrec_ray.calibration.select import select_calibrator

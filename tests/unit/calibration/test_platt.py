@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from graphrec_ray.calibration.base import fit_calibrator, load_calibrator
+from graphrec_ray.calibration.factory import fit_calibrator, load_calibrator
 from graphrec_ray.calibration.isotonic import IsotonicCalibrator
 from graphrec_ray.calibration.metrics import ece
 from graphrec_ray.calibration.platt import PlattCalibrator, sigmoid

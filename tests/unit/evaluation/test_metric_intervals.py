@@ -10,8 +10,8 @@ import scipy.sparse as sp
 
 from graphrec_ray.errors import UserError
 from graphrec_ray.evaluation.compare import compare_seed_files, paired_over_seeds, prefixed, save_per_user
-from graphrec_ray.evaluation.metrics import evaluate_ranking
 from graphrec_ray.evaluation.protocols import unbiased_protocol
+from graphrec_ray.evaluation.ranking_metrics import evaluate_ranking
 from graphrec_ray.evaluation.stats import bootstrap_mean
 from graphrec_ray.interactions import Interactions
 

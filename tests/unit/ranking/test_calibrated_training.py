@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from graphrec_ray.calibration.base import fit_calibrator
+from graphrec_ray.calibration.factory import fit_calibrator
 from graphrec_ray.calibration.metrics import ece
 from graphrec_ray.calibration.platt import sigmoid
 from graphrec_ray.ranking.config import RankingConfig

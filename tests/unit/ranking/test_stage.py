@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from graphrec_ray.calibration.base import load_calibrator
+from graphrec_ray.calibration.factory import load_calibrator
 from graphrec_ray.config import load_config
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, verify_manifest

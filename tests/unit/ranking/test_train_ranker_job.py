@@ -60,7 +60,7 @@ def test_local_mode_downsampled_negatives_report_every_calibrator(tmp_path: Path
     import csv
     import json
 
-    from graphrec_ray.calibration.base import load_calibrator
+    from graphrec_ray.calibration.factory import load_calibrator
     from graphrec_ray.config import load_config
     from jobs import train_ranker
 

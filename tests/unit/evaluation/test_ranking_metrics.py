@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 from torchmetrics.retrieval import RetrievalNormalizedDCG, RetrievalRecall
 
-from graphrec_ray.evaluation.metrics import batch_metrics, evaluate_ranking
+from graphrec_ray.evaluation.ranking_metrics import batch_metrics, evaluate_ranking
 
 
 def test_known_answer() -> None:
