@@ -52,8 +52,15 @@ class AppArgs(BaseModel):
 
 
 def load_serve_config(config: str | None, overrides: list[str] | None = None) -> ServeConfig:
-    """:class:`ServeConfig` from a YAML (a missing default file means defaults) plus overrides."""
-    path = config if config is not None and (config != DEFAULT_CONFIG or Path(config).is_file()) else None
+    """:class:`ServeConfig` from a YAML plus overrides.
+
+    The default ``configs/serve.yaml`` is looked up in the working directory, then in :data:`PROJECT_ROOT` (so
+    ``graphrec serve`` run from elsewhere keeps the project's Redis cache settings); only when neither has it do
+    the defaults apply. Any other path must exist.
+    """
+    path: str | Path | None = config
+    if config == DEFAULT_CONFIG and not Path(config).is_file():
+        path = PROJECT_ROOT / DEFAULT_CONFIG if (PROJECT_ROOT / DEFAULT_CONFIG).is_file() else None
     return load_config(ServeConfig, path, overrides or [])
 
 

@@ -54,3 +54,19 @@ def test_misspelt_app_args_are_refused() -> None:
 
     with pytest.raises(ValidationError, match="run_dri"):
         AppArgs.model_validate({"run_dri": "/data/runs/v7"})
+
+
+def test_graphrec_serve_finds_the_default_config_from_another_directory(tmp_path: Path, monkeypatch) -> None:
+    """`graphrec serve` run outside the project silently fell back to the defaults (no Redis cache): the default
+    configs/serve.yaml is now also looked up in the project."""
+    import serve_app.app as mod
+
+    monkeypatch.setattr(mod, "PROJECT_ROOT", _project(tmp_path / "project", replicas=4))
+    monkeypatch.chdir(tmp_path)
+    assert mod.load_serve_config(mod.DEFAULT_CONFIG).collocated.num_replicas == 4
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "serve.yaml").write_text("collocated:\n  num_replicas: 5\n")
+    assert mod.load_serve_config(mod.DEFAULT_CONFIG).collocated.num_replicas == 5  # the working directory's first
+    with pytest.raises(ConfigError, match="not found"):
+        mod.load_serve_config("configs/other.yaml")
+    assert mod.load_serve_config(None) == mod.ServeConfig()  # None: the defaults
