@@ -39,6 +39,10 @@ QUARANTINE = pa.schema(
     ]
 )
 
+#: One source's quarantined rows before preprocessing adds the ``source`` column: :data:`QUARANTINE` without it
+#: (nullable while rows are collected).
+QUARANTINE_ROWS = pa.schema([f.with_nullable(True) for f in QUARANTINE if f.name != "source"])
+
 #: ``item_propensity.parquet``: exposure propensity estimate per item, for IPS.
 ITEM_PROPENSITY = pa.schema(
     [

@@ -67,7 +67,7 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
         if cfg.trainer.num_workers > 0:
             init_ray(ray_address)
         loop_config = {"cfg": to_dict(cfg), "prepared_dir": str(prepared), "progress": progress, "fingerprint": fp}
-        result = fit(train_loop, loop_config, cfg.trainer, storage_path or layout.ranking / "ray_train",
+        result = fit(train_loop, loop_config, cfg.trainer, storage_path or layout.ranking_ray_train,
                      name or f"ranker-{fp}")
         state = result_state(result)
         if state is None:
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = load_stage_config(RankingConfig, args)
     summary = run(cfg, Path(args.run_dir), ray_address=args.ray_address, track=not args.no_mlflow, name=args.name)
-    print((Path(summary["out_dir"]) / "metrics.md").read_text())
+    print(RunLayout(Path(args.run_dir)).ranking_metrics_md.read_text())
     return 0
 
 

@@ -97,7 +97,7 @@ def fit_model(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: i
     """
     from jobs.ray_train import fit, result_state
 
-    storage = layout.retrieval / "checkpoints"
+    storage = layout.retrieval_checkpoints
     run_name = f"{name}-{resume_key(cfg)}" + (f"-steps{fixed_steps}" if fixed_steps else "")
     loop_cfg = {"cfg": to_dict(cfg), "name": name, "preprocess_dir": str(layout.preprocess.resolve()),
                 "progress": progress, "fixed_steps": fixed_steps}
@@ -141,7 +141,7 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
         metrics = stage.run(cfg, layout, partial(fit_model, progress=progress), log_model)
         mlflow.log_artifact(str(layout.user_embeddings), "embeddings")
         mlflow.log_artifact(str(layout.item_embeddings), "embeddings")
-        mlflow.log_artifact(str(layout.retrieval / stage.METRICS_FILE))
+        mlflow.log_artifact(str(layout.retrieval_metrics))
         mlflow.set_tag("embedding_version", metrics["embedding_version"])
     return metrics
 

@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from graphrec_ray.errors import UserError
+from graphrec_ray.layout import RunLayout
+from graphrec_ray.manifest import MANIFEST_NAME
 
 RETRIEVAL_METRICS = ("recall@10", "recall@20", "recall@50", "recall@500", "ndcg@10", "ndcg@20")
 #: protocol prefixes of retrieval/metrics.json reported, in order (validation is for selection, not reported)
@@ -93,7 +95,7 @@ def _md_table(header: list[str], body: list[list[str]]) -> str:
 
 
 def _retrieval(run_dir: Path, rep: Report) -> None:
-    path = run_dir / "retrieval" / "metrics.json"
+    path = RunLayout(run_dir).retrieval_metrics
     if not path.is_file():
         rep.missing.append(f"Retrieval quality: no {path}")
         return
@@ -133,13 +135,13 @@ def _retrieval(run_dir: Path, rep: Report) -> None:
 def _comparisons(run_dir: Path, rep: Report) -> None:
     from graphrec_ray.evaluation.compare import MIN_SEEDS, compare_seed_files
 
-    folder = run_dir / "retrieval" / "per_user"
+    folder = RunLayout(run_dir).per_user_dir
     files = sorted(folder.glob("seed=*.npz")) if folder.is_dir() else []
     if len(files) < MIN_SEEDS:
         rep.missing.append(f"Paired model comparisons: need >= {MIN_SEEDS} per-seed files {folder}/seed=*.npz "
                            f"(found {len(files)})")
         return
-    metrics_path = run_dir / "retrieval" / "metrics.json"
+    metrics_path = RunLayout(run_dir).retrieval_metrics
     primary = json.loads(metrics_path.read_text()).get("primary") if metrics_path.is_file() else None
     from graphrec_ray.evaluation.compare import load_per_user
 
@@ -167,7 +169,7 @@ def _ranking_rows(path: Path) -> list[dict[str, Any]]:
     if not rows or "calibrator" in rows[0]:
         return rows
     method = "calibrated"
-    manifest = path.parent / "manifest.json"
+    manifest = path.parent / MANIFEST_NAME
     if manifest.is_file():
         method = json.loads(manifest.read_text()).get("calibration", method)
     out = []
@@ -185,7 +187,7 @@ def _ranking_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def _ranking(run_dir: Path, rep: Report) -> None:
-    dirs = sorted(d for d in run_dir.glob("ranking*") if (d / "metrics.csv").is_file())
+    dirs = sorted(d for d in run_dir.glob("ranking*") if (d / RunLayout.RANKING_METRICS).is_file())
     if not dirs:
         rep.missing.append(f"Ranker and calibration: no {run_dir}/ranking*/metrics.csv")
         return
@@ -193,7 +195,7 @@ def _ranking(run_dir: Path, rep: Report) -> None:
     present: set[str] = set()
     table: list[tuple[list[str], dict[str, Any]]] = []
     for d in dirs:
-        for r in _ranking_rows(d / "metrics.csv"):
+        for r in _ranking_rows(d / RunLayout.RANKING_METRICS):
             ranker = f"{d.name}/{r['model']}"
             setting = f"{r['split']}, {r['calibrator']}"
             rate = r.get("neg_sample_rate", "")
@@ -221,7 +223,7 @@ def _ranking(run_dir: Path, rep: Report) -> None:
 
 def _curves(run_dir: Path, rep: Report) -> None:
     for d in sorted(run_dir.glob("ranking*")):
-        f = d / "calibration_curves.json"
+        f = d / RunLayout.CALIBRATION_CURVES
         if f.is_file():
             data = json.loads(f.read_text())
             for title, curves in data.get("panels", {}).items():

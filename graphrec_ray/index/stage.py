@@ -19,12 +19,12 @@ from graphrec_ray.errors import DataError
 from graphrec_ray.index.config import IndexConfig
 from graphrec_ray.index.faiss_index import ItemIndex, exact_topk, recall_at_k
 from graphrec_ray.layout import RunLayout
-from graphrec_ray.manifest import MANIFEST_NAME, read_manifest
+from graphrec_ray.manifest import read_manifest
 
 
 def load_embeddings(layout: RunLayout) -> tuple[np.ndarray, np.ndarray | None, str]:
     """``(items (I, d) float32, users (U, d) float32 or None, embedding_version)`` from ``layout.retrieval``."""
-    if not (layout.retrieval / MANIFEST_NAME).is_file() or not layout.item_embeddings.is_file():
+    if not layout.manifest(layout.retrieval).is_file() or not layout.item_embeddings.is_file():
         raise DataError(f"no retrieval embeddings in {layout.retrieval} (run train-retrieval first)")
     version = str(read_manifest(layout.retrieval).get("embedding_version", "unknown"))
     items = np.load(layout.item_embeddings)

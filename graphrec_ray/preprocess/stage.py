@@ -46,7 +46,7 @@ from graphrec_ray.preprocess.split import SPLIT_NAMES, TEST, TRAIN, VAL, assign_
     temporal_cuts, users_without_training
 from graphrec_ray.preprocess.validate import ALL_REASONS, EXACT_DUPLICATE, MALFORMED_ROW, VALIDATED, raw_json, \
     reason_names, validate_batch
-from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE
+from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY, QUARANTINE, QUARANTINE_ROWS
 from graphrec_ray.sources import kuairec as kr
 from graphrec_ray.sources.kuairec import BIG_MATRIX, SMALL_MATRIX
 
@@ -57,9 +57,6 @@ SOURCES: tuple[str, ...] = (BIG_MATRIX, SMALL_MATRIX)
 WIDE = pa.schema([*VALIDATED, pa.field("label_click", pa.int8()), pa.field("label_value", pa.float32()),
                   pa.field("reason", pa.string()), pa.field("raw", pa.string())])
 LABELLED = pa.schema([*VALIDATED, pa.field("label_click", pa.int8()), pa.field("label_value", pa.float32())])
-#: Per-source quarantine rows before the ``source`` column is added.
-QUARANTINED = pa.schema([pa.field("row_number", pa.int64()), pa.field("reason", pa.string()),
-                         pa.field("raw", pa.string())])
 
 _PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "row_group_size": 1 << 20, "write_statistics": True}
 
@@ -121,7 +118,7 @@ def _process_batch(batch: pa.Table, allow_no_timestamp: bool, watch_ratio_max: f
 
 
 def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """Split a :data:`WIDE` table (or any slice / concatenation of them) into ``(LABELLED, QUARANTINED)``.
+    """Split a :data:`WIDE` table (or any slice / concatenation of them) into ``(LABELLED, QUARANTINE_ROWS)``.
 
     Zero-copy when the valid rows form a prefix (what :func:`process_batch` returns, also after Ray Data
     slices its output into blocks); a filter otherwise.
@@ -132,7 +129,7 @@ def split_wide(table: pa.Table) -> tuple[pa.Table, pa.Table]:
         valid, quar = table.slice(0, n_valid), table.slice(n_valid)
     else:
         valid, quar = table.filter(pc.is_null(reason)), table.filter(pc.is_valid(reason))
-    return valid.select(LABELLED.names), quar.select(QUARANTINED.names)
+    return valid.select(LABELLED.names), quar.select(QUARANTINE_ROWS.names)
 
 
 def process_shards(shards: pa.Table, kwargs_by_source: list[dict[str, Any]] | None = None,
@@ -199,7 +196,7 @@ class SourceRows:
     """What the per-batch step produced for one source file."""
 
     valid: pa.Table  # LABELLED rows, any order
-    quarantined: pa.Table  # QUARANTINED rows, any order
+    quarantined: pa.Table  # QUARANTINE_ROWS rows, any order
     cache: RawCache
 
 
@@ -215,7 +212,7 @@ def _malformed_rows(cache: RawCache) -> pa.Table:
     m = cache.read_malformed()
     raws = [json.dumps({"line": t}, ensure_ascii=True) for t in m.column("text").to_pylist()]
     return pa.table({"row_number": m.column("row_number"), "reason": pa.array([MALFORMED_ROW] * m.num_rows,
-                     pa.string()), "raw": pa.array(raws, pa.string())}, schema=QUARANTINED)
+                     pa.string()), "raw": pa.array(raws, pa.string())}, schema=QUARANTINE_ROWS)
 
 
 def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
@@ -232,7 +229,7 @@ def _apply_exact_duplicates(rows: SourceRows, policy: str) -> _Kept:
         raw = read_rows(rows.cache, rn)
         kept.quarantined.append(pa.table(
             {"row_number": pa.array(rn, pa.int64()), "reason": pa.array([EXACT_DUPLICATE] * n_dup, pa.string()),
-             "raw": pa.array(raw_json(raw, np.arange(n_dup)), pa.string())}, schema=QUARANTINED))
+             "raw": pa.array(raw_json(raw, np.arange(n_dup)), pa.string())}, schema=QUARANTINE_ROWS))
     elif drop:
         kept.removed["exact_duplicates"] = n_dup
     kept.table = rows.valid.take(take) if rows.valid.num_rows else rows.valid
@@ -416,8 +413,8 @@ def finalize(parts: dict[str, SourceRows], cfg: PreprocessConfig, out_dir: str |
     del kept
     step()
 
-    names = {name: out / f"{name}.parquet" for name in (*SPLIT_NAMES, "eval_small")}
-    layout = RunLayout(out.parent)  # file names of the other outputs
+    layout = RunLayout(out.parent)  # the file names (``out`` may be any folder)
+    names = {name: out / layout.split(name).name for name in (*SPLIT_NAMES, "eval_small")}
     for name, path in names.items():
         _write(splits[name], path)
     _write(quarantine_table, out / layout.quarantine.name)
@@ -528,7 +525,7 @@ def side_table_quirks(data_dir: str | Path, video_ids: np.ndarray, splits: dict[
 
 # ------------------------------------------------------------------------------------------ the plain pass
 def collect(batches: Iterable[pa.Table]) -> tuple[pa.Table, pa.Table]:
-    """Split and concatenate :data:`WIDE` outputs into ``(LABELLED, QUARANTINED)`` tables."""
+    """Split and concatenate :data:`WIDE` outputs into ``(LABELLED, QUARANTINE_ROWS)`` tables."""
     valid, quar = [], []
     for b in batches:
         v, q = split_wide(b)
@@ -540,7 +537,7 @@ def collect(batches: Iterable[pa.Table]) -> tuple[pa.Table, pa.Table]:
 def collect_split(valid: list[pa.Table], quar: list[pa.Table]) -> tuple[pa.Table, pa.Table]:
     """Concatenate already split parts (empty lists give empty tables of the right schema)."""
     v = pa.concat_tables(valid) if valid else LABELLED.empty_table()
-    q = pa.concat_tables(quar) if quar else QUARANTINED.empty_table()
+    q = pa.concat_tables(quar) if quar else QUARANTINE_ROWS.empty_table()
     return v, q
 
 

@@ -23,10 +23,9 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.ranking.factorized import FactorizedScorer
-from graphrec_ray.ranking.features import FeatureBuilder, FeatureSpec
+from graphrec_ray.ranking.features import FEATURE_SPEC_FILE, FeatureBuilder, FeatureSpec
 from graphrec_ray.ranking.mmoe import CLICK, VALUE, MMoE
 
-FEATURE_SPEC_FILE = "feature_spec.json"
 #: folder under ``ranking/`` holding every feature table serving needs (so a run serves without the raw data)
 SERVING_TABLES = "serving_tables"
 
@@ -114,7 +113,7 @@ class RankerBundle:
             spec = FeatureSpec.load(layout.ranking / FEATURE_SPEC_FILE)
             src = data_dir if data_dir is not None else manifest.get("data_dir")
             builder = load_feature_builder(run_dir, spec, src, spec.session_gap_s)
-        sha = manifest["files"]["model.pt"]["sha256"]
+        sha = manifest["files"][layout.ranker_model.name]["sha256"]
         return cls(builder, load_model(layout.ranker_model), load_calibrator(layout.calibrator), f"ranker-{sha[:12]}")
 
     def features(self, user_idx: int, item_idx: np.ndarray, ctx: RequestContext,

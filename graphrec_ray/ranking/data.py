@@ -169,7 +169,8 @@ def resolve_data_dir(run_dir: str | Path, data_dir: str | Path | None = None) ->
     """``data_dir`` when given, else the raw data folder recorded in ``preprocess/manifest.json``."""
     if data_dir is not None:
         return Path(data_dir)
-    manifest = RunLayout(Path(run_dir)).preprocess / "manifest.json"
+    layout = RunLayout(Path(run_dir))
+    manifest = layout.manifest(layout.preprocess)
     if not manifest.is_file():
         raise DataError(f"{manifest} not found: run `graphrec preprocess --run-dir {run_dir}` first")
     recorded = read_manifest(manifest.parent).get("data_dir")

@@ -63,6 +63,7 @@ DAILY_RATIOS = (("play_cnt", "show_cnt"), ("complete_play_cnt", "play_cnt"), ("v
 DAILY_WIDTH = len(DAILY_COUNTS) + len(DAILY_RATIOS) + 1
 CONTEXT_WIDTH = 12
 FEATURE_SPEC_VERSION = 1
+FEATURE_SPEC_FILE = "feature_spec.json"  # written by FeatureBuilder.save beside its tables
 #: Blocks by what they depend on, for scorers that compute each side once (``graphrec_ray.ranking.factorized``):
 USER_SIDE = ("user_emb", "user_profile", "context")  # the user and the moment: equal for one request's candidates
 ITEM_SIDE = ("item_emb", "item_static")  # the item alone: fixed within a model version
@@ -365,13 +366,13 @@ class FeatureBuilder:
     @classmethod
     def file_names(cls) -> list[str]:
         """Names of the files :meth:`save` writes (relative to its directory)."""
-        return ["feature_spec.json", *(f"features_{n}.npy" for n in cls._ARRAYS)]
+        return [FEATURE_SPEC_FILE, *(f"features_{n}.npy" for n in cls._ARRAYS)]
 
     def save(self, directory: str | Path) -> list[str]:
         """Write ``feature_spec.json`` and one ``.npy`` per table into ``directory``; returns the file names."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        self.spec.save(d / "feature_spec.json")
+        self.spec.save(d / FEATURE_SPEC_FILE)
         for name in self._ARRAYS:
             np.save(d / f"features_{name}.npy", getattr(self, name))
         return self.file_names()
@@ -380,7 +381,7 @@ class FeatureBuilder:
     def load(cls, directory: str | Path, mmap: bool = True) -> "FeatureBuilder":
         """Read what :meth:`save` wrote (tables memory-mapped by default, shared by co-located workers)."""
         d = Path(directory)
-        spec = FeatureSpec.load(d / "feature_spec.json")
+        spec = FeatureSpec.load(d / FEATURE_SPEC_FILE)
         arrays = [np.load(d / f"features_{n}.npy", mmap_mode="r" if mmap else None) for n in cls._ARRAYS]
         return cls(spec, *arrays)
 

@@ -53,12 +53,6 @@ from graphrec_ray.ranking.train import build_models, fit_input_norms, model_hpar
     validation_scores
 from graphrec_ray.training import EarlyStopping
 
-PREPARED = "prepared"  # under ranking/: feature tables and samples the training workers memory-map
-CURVES_FILE = "calibration_curves.json"
-HISTORY_FILE = "history.json"
-BASELINES_FILE = "baselines.pt"
-SINGLE_TASK_CALIBRATOR_FILE = "calibrator_single_task.json"
-
 #: ``(cfg, prepared_dir, fingerprint) -> final training state`` (``best``, ``hparams``, ``history``, ...)
 Train = Callable[[RankingConfig, Path, str], dict[str, Any]]
 #: ``(metrics, state or None) -> None``: called after every epoch, with the state when it is to be checkpointed
@@ -73,7 +67,7 @@ def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureB
     if len(events["train"]) == 0 or len(events["val"]) == 0:
         raise DataError(f"{run_dir}: empty train or val split; nothing to train the ranker on")
     builder = load_feature_builder(run_dir, None, data_dir, cfg.session_gap_s)
-    prepared = RunLayout(run_dir).ranking / PREPARED
+    prepared = RunLayout(run_dir).ranking_prepared
     builder.save(prepared)
     events["train"].save(prepared / "train.npz")
     val = events["val"]
@@ -272,26 +266,27 @@ def run(cfg: RankingConfig, layout: RunLayout, train: Train | None = None) -> di
                 if p_true is not None:
                     panels["mmoe, test split, vs true p(click)"] = curve_bins(
                         {n: (p, p_true) for n, p in probs.items()}, cfg.ece_bins)
-    write_csv(rows, out / "metrics.csv")
-    (out / "metrics.md").write_text(to_markdown(rows))
-    (out / CURVES_FILE).write_text(json.dumps({"n_bins": cfg.ece_bins, "strategy": "equal_mass",
+    write_csv(rows, layout.ranking_metrics)
+    layout.ranking_metrics_md.write_text(to_markdown(rows))
+    layout.calibration_curves.write_text(json.dumps({"n_bins": cfg.ece_bins, "strategy": "equal_mass",
                                                "neg_sample_rate": cfg.neg_sample_rate, "panels": panels}) + "\n")
-    plot_bin_panels(panels, out / "reliability.png",
+    plot_bin_panels(panels, layout.reliability_plot,
                     title=f"Ranker reliability, negatives kept at rate {cfg.neg_sample_rate:g}")
     hparams = state["hparams"]
     save_model(models["mmoe"], hparams["mmoe"], layout.ranker_model)
     calibrators["mmoe"][serving["mmoe"]].save(layout.calibrator)
-    files = [layout.ranker_model.name, layout.calibrator.name, FEATURE_SPEC_FILE, "metrics.csv", "metrics.md",
-             "reliability.png", CURVES_FILE, HISTORY_FILE]
+    files = [p.name for p in (layout.ranker_model, layout.calibrator, out / FEATURE_SPEC_FILE, layout.ranking_metrics,
+                              layout.ranking_metrics_md, layout.reliability_plot, layout.calibration_curves,
+                              layout.ranking_history)]
     if "click" in models:
         torch.save({"hparams": {n: hparams[n] for n in ("click", "value")},
-                    "state_dict": {n: models[n].state_dict() for n in ("click", "value")}}, out / BASELINES_FILE)
-        calibrators["single_task"][serving["single_task"]].save(out / SINGLE_TASK_CALIBRATOR_FILE)
-        files += [BASELINES_FILE, SINGLE_TASK_CALIBRATOR_FILE]
+                    "state_dict": {n: models[n].state_dict() for n in ("click", "value")}}, layout.ranker_baselines)
+        calibrators["single_task"][serving["single_task"]].save(layout.single_task_calibrator)
+        files += [layout.ranker_baselines.name, layout.single_task_calibrator.name]
     builder.spec.save(out / FEATURE_SPEC_FILE)
     files += save_serving_tables(builder, out)  # serving reads these, never the raw side tables
     history = state["history"]
-    (out / HISTORY_FILE).write_text(json.dumps(history, indent=1) + "\n")
+    layout.ranking_history.write_text(json.dumps(history, indent=1) + "\n")
     write_manifest(out, "ranking", config_hash(cfg), files,
                    extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp,
                           "calibration": cfg.calibration, "serving_calibrator": serving,

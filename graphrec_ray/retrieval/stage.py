@@ -121,14 +121,12 @@ def fit_local(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: i
 
 
 # ----------------------------------------------------------------------------------------------- search
-SEARCH_FILE = "search.json"  # graphrec tune-retrieval's choice, under run_dir/retrieval/
-PER_USER_DIR = "per_user"  # under run_dir/retrieval/: one seed=<seed>.npz per training seed (graphrec report)
-METRICS_FILE = "metrics.json"
+SEARCH_FILE = RunLayout.SEARCH  # graphrec tune-retrieval's choice (RunLayout.search), kept for tune/'s import
 
 
 def load_search(layout: RunLayout) -> dict[str, Any] | None:
     """``run_dir/retrieval/search.json`` written by ``graphrec tune-retrieval``, or None."""
-    path = layout.retrieval / SEARCH_FILE
+    path = layout.search
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -222,7 +220,7 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
         if on_model is not None:
             on_model(name, metrics["models"][name], state)
     # per-user values of this seed, for paired comparisons over >= 3 seeds (graphrec report)
-    save_per_user(layout.retrieval / PER_USER_DIR / f"seed={cfg.seed}.npz", per_user)
+    save_per_user(layout.per_user(cfg.seed), per_user)
     metrics["embedding_version"] = write_outputs(layout, cfg, metrics)
     return metrics
 
@@ -239,10 +237,10 @@ def write_outputs(layout: RunLayout, cfg: RetrievalConfig, metrics: dict[str, An
     for p in (layout.user_embeddings, layout.item_embeddings):
         h.update(p.read_bytes())
     version = h.hexdigest()[:16]
-    (layout.retrieval / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    layout.retrieval_metrics.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     dim = int(np.load(layout.item_embeddings, mmap_mode="r").shape[1])
     write_manifest(layout.retrieval, "retrieval", config_hash(cfg),
-                   [layout.user_embeddings.name, layout.item_embeddings.name, METRICS_FILE],
+                   [layout.user_embeddings.name, layout.item_embeddings.name, layout.retrieval_metrics.name],
                    {"embedding_version": version, "dim": dim, "model": cfg.model,
                     "score": "inner_product", "n_users": int(np.load(layout.user_embeddings, mmap_mode="r").shape[0]),
                     "n_items": int(np.load(layout.item_embeddings, mmap_mode="r").shape[0]),

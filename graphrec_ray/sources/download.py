@@ -27,8 +27,7 @@ from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.manifest import file_digest
 from graphrec_ray.sources import kuairec as kr
 
-__all__ = ["KUAIREC_URL", "KUAIREC_MD5", "DownloadConfig", "file_digest", "fetch", "verify_archive",
-           "extract", "download_kuairec"]
+__all__ = ["KUAIREC_URL", "KUAIREC_MD5", "DownloadConfig", "fetch", "verify_archive", "extract", "download_kuairec"]
 
 KUAIREC_URL = "https://zenodo.org/records/18164998/files/KuaiRec.zip"
 KUAIREC_MD5 = "261550d472c48eff4990fb13c0e5bcf7"

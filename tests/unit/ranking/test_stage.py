@@ -51,6 +51,6 @@ def test_run_saves_the_best_weights_of_the_injected_training(tmp_path: Path) -> 
         return {**st, "best": best}  # "best" differs from the last weights in st["models"]
 
     stage.run(cfg, layout, train)
-    assert calls == [(layout.ranking.resolve() / stage.PREPARED, read_manifest(layout.ranking)["fingerprint"])]
+    assert calls == [(layout.ranking_prepared.resolve(), read_manifest(layout.ranking)["fingerprint"])]
     saved = load_model(layout.ranker_model).state_dict()
     assert all(torch.all(v == 0.125) for v in saved.values() if v.is_floating_point())

@@ -11,7 +11,8 @@ import pytest
 
 from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.sources import kuairec as kr
-from graphrec_ray.sources.download import DownloadConfig, download_kuairec, extract, fetch, file_digest, verify_archive
+from graphrec_ray.manifest import file_digest
+from graphrec_ray.sources.download import DownloadConfig, download_kuairec, extract, fetch, verify_archive
 
 
 def _archive(tmp_path: Path, skip: str | None = None) -> Path:
