@@ -32,7 +32,7 @@ from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.serving.metrics import ServingMetrics
 from graphrec_ray.serving.pipeline import parse_k, parse_user_id
 from graphrec_ray.serving.versioned import version_id
-from serve_app.version_pointer import Board
+from serve_app.version_pointer import CORRUPT, Board
 
 logger = logging.getLogger("ray.serve")
 
@@ -158,7 +158,8 @@ class HttpFront:
         if not out["ok"]:
             self.metrics.reloads.labels(status="error").inc()
             what = "could not be loaded by" if out["reason"] == "load_failed" else "timed out on"
-            return error(422, f"version {vid} {what} {max(1, out['failed'])} replica(s); every replica still "
+            why = f" ({CORRUPT})" if CORRUPT in out.get("errors", ()) else ""
+            return error(422, f"version {vid} {what} {max(1, out['failed'])} replica(s){why}; every replica still "
                               f"serves {out['previous_version']}")
         self.metrics.reloads.labels(status="ok").inc()
         return {"status": "ok", "previous_version": out["previous_version"], "model_version": vid,

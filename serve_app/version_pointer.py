@@ -29,6 +29,17 @@ logger = logging.getLogger("ray.serve")
 NAMESPACE = "graphrec"  # Ray namespace of the boards (one detached actor per application deploy)
 
 
+CORRUPT = "model files do not match their manifest checksums (corrupt or truncated)"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a client may read about a failed load: :data:`CORRUPT` for a checksum mismatch, else the exception's
+    class name (never its message, which names server paths)."""
+    from graphrec_ray.serving.versioned import CorruptArtifact
+
+    return CORRUPT if isinstance(exc, CorruptArtifact) else type(exc).__name__
+
+
 class VersionBoard:
     """The current version of one application and at most one proposal in flight.
 
@@ -141,7 +152,8 @@ class VersionBoard:
         Returns:
             ``{"ok": True, "previous_version", "model_version", "replicas"}`` once every live member loaded it
             and (within ``switch_timeout_s``) reported serving it, or ``{"ok": False, "reason": "load_failed" |
-            "timeout", "failed": n, "previous_version"}`` with the old version still current everywhere.
+            "timeout", "failed": n, "previous_version", "errors"}`` with the old version still current everywhere
+            (``errors``: the members' :func:`failure_reason` strings).
         """
         if self._propose_lock is None:
             self._propose_lock = asyncio.Lock()
@@ -177,7 +189,8 @@ class VersionBoard:
         failed = sum(not ok for ok in self._acks.values())
         self.pending = None
         self._notify()
-        return {"ok": False, "reason": reason, "failed": failed, "previous_version": previous}
+        return {"ok": False, "reason": reason, "failed": failed, "previous_version": previous,
+                "errors": sorted(set(self._errors))}
 
     async def _wait(self, timeout_s: float) -> None:
         try:
@@ -230,7 +243,7 @@ class Follower:
                 await self._prepare(pending["run_dir"], pending["version"])
             except Exception as exc:  # noqa: BLE001 - the board aborts; this replica keeps its version
                 logger.exception("loading version %s failed", pending["version"])
-                await self.board.ack(self.member, self.proposal, False, type(exc).__name__)
+                await self.board.ack(self.member, self.proposal, False, failure_reason(exc))
             else:
                 await self.board.ack(self.member, self.proposal, True)
         elif pending is None:

@@ -14,7 +14,9 @@ Switching versions never mixes them within a request:
   ``max_loaded`` parts keyed by version id and loads a missing one on demand, so a stage always serves the exact
   version the ingress captured for that request.
 
-Each ``load_*_part`` reads only what its stage needs, so the graph's deployments stay small.
+Each ``load_*_part`` reads only what its stage needs, so the graph's deployments stay small, and first checks
+those files against the checksums of their stage manifests (:func:`verify_files`): a corrupt, truncated or
+replaced file raises :class:`CorruptArtifact`, so a reload to it is refused and the previous version keeps serving.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.ids import IdMap
 from graphrec_ray.index.faiss_index import ItemIndex
 from graphrec_ray.layout import RunLayout
-from graphrec_ray.manifest import MANIFEST_NAME
+from graphrec_ray.manifest import MANIFEST_NAME, sha256_file
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.rerank.mmr import unit_rows
 
@@ -70,6 +72,33 @@ def version_id(run_dir: str | Path) -> str:
     if found < 2:
         raise DataError(f"{run_dir} is not a servable run directory (needs retrieval/ and index/ manifests)")
     return h.hexdigest()[:12]
+
+
+class CorruptArtifact(DataError):
+    """A file serving reads does not match the checksum its stage manifest lists (corrupt, truncated, replaced)."""
+
+
+def verify_files(*paths: Path) -> None:
+    """Check each file against the checksum in ``<its folder>/manifest.json`` (stage folders; ``serving_tables/``
+    files are checked by the ranker's loader). A file its manifest does not list is not checked (runs written
+    before a stage listed it).
+
+    Raises:
+        CorruptArtifact: a listed file is missing or its SHA-256 differs (the message names the file).
+    """
+    for path in paths:
+        manifest = path.parent / MANIFEST_NAME
+        if not manifest.is_file():
+            continue
+        entry = json.loads(manifest.read_text()).get("files", {}).get(path.name)
+        if entry is None or "sha256" not in entry:
+            continue
+        try:
+            ok = sha256_file(path) == entry["sha256"]
+        except OSError:
+            ok = False
+        if not ok:
+            raise CorruptArtifact(f"{path} does not match the checksum in {manifest} (corrupt, truncated or replaced)")
 
 
 def resolve_loader(spec: str) -> Callable[[Path], Any]:
@@ -186,6 +215,7 @@ def load_ids(run_dir: str | Path) -> IdPart:
     for p in (layout.user_map, layout.item_map):
         if not p.is_file():
             raise DataError(f"missing {p} (run preprocess first)")
+    verify_files(layout.user_map, layout.item_map)
     return IdPart(IdMap.load(layout.user_map), IdMap.load(layout.item_map))
 
 
@@ -203,6 +233,7 @@ def load_retrieval_part(run_dir: str | Path, seen_splits: tuple[str, ...] = ("tr
                         cold_start_pool: int = 200) -> RetrievalPart:
     """User embeddings, FAISS index (checked against the embedding version), seen-item CSR, popular items."""
     layout = RunLayout(Path(run_dir))
+    verify_files(layout.user_embeddings, *(layout.split(s) for s in seen_splits), layout.item_propensity)
     user_emb = _load_npy(layout.user_embeddings)
     index = ItemIndex.load(layout.index, expect_embedding_version=_embedding_version(layout))
     if index.dim != user_emb.shape[1]:
@@ -240,6 +271,7 @@ def load_ranking_part(run_dir: str | Path, ranker_loader: Callable[[Path], Any] 
     """
     run_dir = Path(run_dir)
     layout = RunLayout(run_dir)
+    verify_files(layout.ranker_model, layout.calibrator, layout.split("train"), layout.item_map)
     loader = resolve_loader(ranker_loader) if isinstance(ranker_loader, str) else ranker_loader
     ranker = loader(run_dir)
     n_items = len(IdMap.load(layout.item_map)) if layout.item_map.is_file() else None
@@ -258,7 +290,9 @@ def load_ranking_part(run_dir: str | Path, ranker_loader: Callable[[Path], Any] 
 
 def load_rerank_part(run_dir: str | Path) -> RerankPart:
     """Unit-norm item embeddings ``(n_items, d)``."""
-    return RerankPart(unit_rows(_load_npy(RunLayout(Path(run_dir)).item_embeddings)))
+    path = RunLayout(Path(run_dir)).item_embeddings
+    verify_files(path)
+    return RerankPart(unit_rows(_load_npy(path)))
 
 
 def load_version(run_dir: str | Path, ranker_loader: Callable[[Path], Any] | str,
