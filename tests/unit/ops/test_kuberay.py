@@ -90,3 +90,18 @@ def test_importing_the_app_module_builds_nothing() -> None:
     assert "app" not in vars(mod)
     assert mod.app._bound_deployment.name == "Recommender"
     assert "app" not in vars(mod)
+
+
+def test_generator_defaults_are_the_checked_in_ones_and_paths_are_checked() -> None:
+    import inspect
+
+    from graphrec_ray.errors import UserError
+    from jobs.kuberay import DEFAULTS, serve_config
+
+    params = inspect.signature(__import__("jobs.kuberay", fromlist=["render"]).render).parameters
+    assert {k: v for k, (v, _) in DEFAULTS.items()} == {k: params[k].default for k in DEFAULTS}
+    built = {"applications": [{"name": "app1", "import_path": "serve_app.app:app", "deployments": []}]}
+    for run_dir, project in (("runs/demo", "/home/ray/graphrec"), ("/data/runs/demo", "/home/ray/graphrec"),
+                             ("/mnt/graphrec/runs/demo", "graphrec")):
+        with pytest.raises(UserError):
+            serve_config(built, "graphrec", run_dir, project)
