@@ -40,7 +40,8 @@ DEFAULTS: dict[str, tuple[object, str]] = {  # option -> (default, help)
     "project_dir": ("/home/ray/graphrec", "where the image holds the project (configs/, serve_app/)"),
     "run_dir": (f"{MOUNT}/runs/demo", f"run directory to serve, on the volume mounted at {MOUNT}"),
     "volume_claim": ("graphrec-runs", "PersistentVolumeClaim holding the run directories (ReadOnlyMany is enough)"),
-    "redis_secret": ("graphrec-redis", "Secret whose key `password` becomes GRAPHREC_REDIS_PASSWORD (optional)"),
+    "secret": ("graphrec-secrets", "Secret with optional keys `redis-password` (-> GRAPHREC_REDIS_PASSWORD) and "
+                                   "`reload-token` (-> GRAPHREC_RELOAD_TOKEN; without it POST /reload stays closed)"),
     "workers": (2, "worker pods; Serve replicas take fractional CPUs (ServeConfig num_cpus)"),
 }
 HEADER = """\
@@ -51,8 +52,8 @@ HEADER = """\
 #   kubectl apply -f kuberay.yaml         # needs the KubeRay operator (ray.io/v1 CRDs) and:
 #   - an image with the project at {project_dir}, installed as scripts/env.sh does (same Ray {ray_version});
 #   - a PersistentVolumeClaim `{volume_claim}` holding the run directories (a run dir is self-contained);
-#   - optionally a Secret `{redis_secret}` (key `password`) for the Redis cache (GRAPHREC_REDIS_PASSWORD);
-#     point configs/serve.yaml's cache.url at your Redis service.
+#   - optionally a Secret `{secret}` with keys `redis-password` (GRAPHREC_REDIS_PASSWORD) and `reload-token`
+#     (GRAPHREC_RELOAD_TOKEN; without it POST /reload answers 403); point configs/serve.yaml's cache.url at your Redis.
 #
 # Inside the pods Serve listens on 0.0.0.0:8000 (serve build's default) because the Kubernetes Service reaches it
 # through the pod IP; the head's dashboard (and Jobs API) also binds 0.0.0.0 because the KubeRay operator polls
@@ -90,14 +91,15 @@ def _container(role: str, image: str, secret: str, ports: list[tuple[str, int]],
         "name": f"ray-{role}",
         "image": image,
         "ports": [{"name": n, "containerPort": p} for n, p in ports],
-        "env": [{"name": "GRAPHREC_REDIS_PASSWORD",
-                 "valueFrom": {"secretKeyRef": {"name": secret, "key": "password", "optional": True}}}],
+        "env": [{"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
+                for env, key in (("GRAPHREC_REDIS_PASSWORD", "redis-password"),
+                                 ("GRAPHREC_RELOAD_TOKEN", "reload-token"))],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": cpu, "memory": memory}},
         "volumeMounts": [{"name": "runs", "mountPath": MOUNT, "readOnly": True}],
     }
 
 
-def rayservice(config: dict, name: str, image: str, volume_claim: str, redis_secret: str, workers: int) -> dict:
+def rayservice(config: dict, name: str, image: str, volume_claim: str, secret: str, workers: int) -> dict:
     """The ``ray.io/v1`` ``RayService`` serving ``config`` (a Serve config dict) on one head and ``workers`` pods."""
     volumes = [{"name": "runs", "persistentVolumeClaim": {"claimName": volume_claim, "readOnly": True}}]
     head_ports = [("gcs-server", 6379), ("dashboard", 8265), ("client", 10001), ("serve", 8000)]
@@ -112,7 +114,7 @@ def rayservice(config: dict, name: str, image: str, volume_claim: str, redis_sec
                 "headGroupSpec": {
                     "rayStartParams": {"dashboard-host": "0.0.0.0"},
                     "template": {"spec": {
-                        "containers": [_container("head", image, redis_secret, head_ports, "1", "4Gi")],
+                        "containers": [_container("head", image, secret, head_ports, "1", "4Gi")],
                         "volumes": volumes}},
                 },
                 "workerGroupSpecs": [{
@@ -122,7 +124,7 @@ def rayservice(config: dict, name: str, image: str, volume_claim: str, redis_sec
                     "maxReplicas": max(workers, 4),
                     "rayStartParams": {},
                     "template": {"spec": {
-                        "containers": [_container("worker", image, redis_secret, [("serve", 8000)], "2", "4Gi")],
+                        "containers": [_container("worker", image, secret, [("serve", 8000)], "2", "4Gi")],
                         "volumes": volumes}},
                 }],
             },
@@ -132,15 +134,15 @@ def rayservice(config: dict, name: str, image: str, volume_claim: str, redis_sec
 
 def render(name: str = "graphrec", image: str = "graphrec-ray:0.1.0", project_dir: str = "/home/ray/graphrec",
            run_dir: str = f"{MOUNT}/runs/demo", volume_claim: str = "graphrec-runs",
-           redis_secret: str = "graphrec-redis", workers: int = 2, built: dict | None = None) -> str:
+           secret: str = "graphrec-secrets", workers: int = 2, built: dict | None = None) -> str:
     """The manifest's text (header + YAML); ``built`` = a ``serve build`` output (default: run it now)."""
     from serve_app.config_check import check_serve_config
 
     config = serve_config(built if built is not None else serve_build(), name, run_dir, project_dir)
     check_serve_config(config)
-    doc = rayservice(config, name, image, volume_claim, redis_secret, workers)
+    doc = rayservice(config, name, image, volume_claim, secret, workers)
     header = HEADER.format(project_dir=project_dir, ray_version=RAY_VERSION, volume_claim=volume_claim,
-                           redis_secret=redis_secret, name=name)
+                           secret=secret, name=name)
     return header + "\n" + yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=100)
 
 
