@@ -194,6 +194,42 @@ def seen_from(rows: Mapping[str, Interactions], policy: SeenPolicy) -> sp.csr_ma
     return out.matrix()
 
 
+def load_seen(layout: Any, n_users: int, policy: SeenPolicy = SERVING) -> tuple[np.ndarray, np.ndarray]:
+    """The seen set of a run directory as :func:`seen_csr` arrays, read from ``preprocess/<split>.parquet``.
+
+    What serving needs (``policy`` defaults to :data:`SERVING`); reads only ``user_idx``/``item_idx`` (and
+    ``watch_ratio`` when the policy filters on it).
+
+    Args:
+        layout: the run's :class:`graphrec_ray.layout.RunLayout`.
+        n_users: rows of the CSR (the user id space, e.g. the user embedding table's length).
+        policy: which splits and rows count.
+
+    Returns:
+        ``(indptr (n_users + 1,) int64, items (nnz,) int32)``.
+
+    Raises:
+        DataError: a split file is missing or holds a ``user_idx`` outside ``[0, n_users)``.
+    """
+    users, items = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for split in policy.splits:
+        path = layout.split(split)
+        if not path.is_file():
+            raise DataError(f"missing {path} (run preprocess first)")
+        cols = ["user_idx", "item_idx"] + (["watch_ratio"] if policy.min_watch_ratio is not None else [])
+        t = pq.read_table(str(path), columns=cols)
+        u, i = t.column("user_idx").to_numpy().astype(np.int64), t.column("item_idx").to_numpy().astype(np.int64)
+        if policy.min_watch_ratio is not None:
+            keep = t.column("watch_ratio").to_numpy() >= policy.min_watch_ratio
+            u, i = u[keep], i[keep]
+        users.append(u)
+        items.append(i)
+    u, i = np.concatenate(users), np.concatenate(items)
+    if u.size and (u.min() < 0 or u.max() >= n_users):
+        raise DataError(f"user_idx out of range [0, {n_users}) in {policy.splits}")
+    return seen_csr(u, i, n_users)
+
+
 # ------------------------------------------------------------------------------------- the removal step
 def mask_seen_(scores: Any, seen_rows: sp.spmatrix) -> Any:
     """Set ``scores[b, j] = -inf`` wherever ``seen_rows[b, j]``; in place, returns ``scores``.

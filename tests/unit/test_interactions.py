@@ -101,3 +101,26 @@ def test_evaluation_ranks_after_removing_train_and_val_positives() -> None:
 def test_remove_seen_drops_faiss_padding_and_keeps_order() -> None:
     assert remove_seen(np.array([7, -1, 3, 5, 2]), np.array([2, 5], dtype=np.int32)).tolist() == [7, 3]
     assert remove_seen(np.array([4, 1]), np.zeros(0, dtype=np.int32)).tolist() == [4, 1]
+
+
+def test_load_seen_reads_the_run_directory_under_each_policy(tmp_path) -> None:  # noqa: ANN001
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphrec_ray.errors import DataError
+    from graphrec_ray.interactions import load_seen
+    from graphrec_ray.layout import RunLayout
+
+    layout = RunLayout(tmp_path)
+    layout.preprocess.mkdir()
+    for name, rows in ROWS.items():
+        pq.write_table(pa.table({"user_idx": rows.user_idx, "item_idx": rows.item_idx,
+                                 "watch_ratio": rows.watch_ratio}), layout.split(name))
+    for policy in (SERVING, evaluation_policy(("train",), THR, "test")):
+        indptr, items = load_seen(layout, U, policy)
+        expected = seen_from(ROWS, policy)
+        assert indptr.tolist() == expected.indptr.tolist() and items.tolist() == expected.indices.tolist()
+    with pytest.raises(DataError, match="out of range"):
+        load_seen(layout, 1)
+    with pytest.raises(DataError, match="missing"):
+        load_seen(RunLayout(tmp_path / "none"), U)
