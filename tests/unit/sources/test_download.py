@@ -11,7 +11,6 @@ import pytest
 
 from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.sources import kuairec as kr
-from graphrec_ray.manifest import file_digest
 from graphrec_ray.sources.download import DownloadConfig, download_kuairec, extract, fetch, verify_archive
 
 
@@ -23,13 +22,6 @@ def _archive(tmp_path: Path, skip: str | None = None) -> Path:
                 zf.writestr(f"KuaiRec 2.0/data/{name}", ",".join(kr.COLUMNS[name]) + "\n")
         zf.writestr("KuaiRec 2.0/figs/readme.txt", "not data")
     return path
-
-
-def test_file_digest_matches_hashlib(tmp_path: Path) -> None:
-    p = tmp_path / "x.bin"
-    p.write_bytes(b"kuairec" * 100_000)
-    assert file_digest(p, "md5", chunk=4096) == hashlib.md5(b"kuairec" * 100_000).hexdigest()
-    assert file_digest(p) == hashlib.sha256(b"kuairec" * 100_000).hexdigest()
 
 
 def test_verify_and_extract_a_good_archive(tmp_path: Path) -> None:
