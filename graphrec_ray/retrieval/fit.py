@@ -34,6 +34,7 @@ from graphrec_ray.training import StepBudget, step_budget
 VAL_KS = {"recall_ks": (20,), "ndcg_ks": (10, 20)}
 
 MakeTrainer = Callable[[Interactions, str], BPRTrainer]  # (positives, phase "select" | "refit") -> trainer
+WeightsFn = Callable[[Interactions, Interactions], "np.ndarray | None"]  # (exposures, positives) -> (I,) IPS weights
 OnPoint = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]  # (row, state thunk) -> None
 
 
@@ -160,22 +161,51 @@ def fit_in_process(name: str, cfg: RetrievalConfig, train: Interactions, val: In
     Returns:
         the state of :func:`select_then_refit` plus ``"refit_positives"`` (the exclusion set for evaluation).
     """
-    from graphrec_ray.retrieval.build import build_item_weights, build_trainer, training_positives, uses_ips
+    from graphrec_ray.retrieval.build import build_item_weights, uses_ips
+
+    def weights(exposures: Interactions, positives: Interactions) -> np.ndarray | None:
+        return build_item_weights(cfg, exposures, positives) if uses_ips(name) else None
+
+    return fit_select_refit(name, cfg, train, val, weights, fixed_steps, progress=progress)
+
+
+def fit_select_refit(name: str, cfg: RetrievalConfig, train: Interactions, val: Interactions, weights: WeightsFn,
+                     fixed_steps: int | None = None, state: dict[str, Any] | None = None,
+                     on_point: OnPoint | None = None, progress: bool = False, device: Any = "cpu", rank: int = 0,
+                     world: int = 1, wrap: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """The one select-then-refit recipe of embedding model ``name`` on ``train``/``val`` rows.
+
+    Used in-process (:func:`fit_in_process`, :func:`graphrec_ray.retrieval.stage.fit_local`) and inside every Ray
+    Train worker (``jobs/train_retrieval.py`` passes ``rank``/``world``, ``wrap`` = DDP ``prepare_model``, a
+    resumed ``state`` and an ``on_point`` that checkpoints).
+
+    Args:
+        train, val: all training / validation rows (with watch ratios); positives use ``cfg.positive_threshold``.
+        weights: ``(exposures, positives) -> (I,)`` IPS weights or None; called for selection (train) and refit
+            (train + val).
+        device: torch device of the model and adjacency.
+
+    Returns:
+        the state of :func:`select_then_refit` plus ``"refit_positives"`` (the exclusion set for evaluation).
+    """
+    from graphrec_ray.retrieval.build import build_adjacency, build_model, build_trainer, training_positives
 
     train_pos = training_positives(cfg, train)
     all_rows = train.concat(val)
     refit_pos = training_positives(cfg, all_rows)
-    w_sel = build_item_weights(cfg, train, train_pos) if uses_ips(name) else None
-    w_ref = build_item_weights(cfg, all_rows, refit_pos) if uses_ips(name) else None
+    w_sel, w_ref = weights(train, train_pos), weights(all_rows, refit_pos)
 
     def make(pos: Interactions, phase: str) -> BPRTrainer:
-        return build_trainer(name, cfg, pos, w_sel if phase == "select" else w_ref)
+        model = build_model(name, cfg, pos.n_users, pos.n_items).to(device)
+        adj = build_adjacency(cfg, pos, device) if name.startswith("lightgcn") else None
+        fwd = wrap(model) if wrap is not None else model
+        return build_trainer(name, cfg, pos, w_sel if phase == "select" else w_ref, adj, rank, world, fwd, model)
 
-    state = select_then_refit(make, validation_fn(cfg, val, train_pos, w_sel), train_pos, refit_pos,
-                              budget_for(cfg, len(train_pos)), cfg.val_metric, cfg.trainer.early_stopping_patience,
-                              cfg.trainer.min_delta, cfg.refit, fixed_steps, progress=progress)
-    state["refit_positives"] = refit_pos if cfg.refit else train_pos
-    return state
+    out = select_then_refit(make, validation_fn(cfg, val, train_pos, w_sel), train_pos, refit_pos,
+                            budget_for(cfg, len(train_pos)), cfg.val_metric, cfg.trainer.early_stopping_patience,
+                            cfg.trainer.min_delta, cfg.refit, fixed_steps, state, on_point, progress=progress)
+    out["refit_positives"] = refit_pos if cfg.refit else train_pos
+    return out
 
 
 def with_params(cfg: RetrievalConfig, params: dict[str, Any]) -> RetrievalConfig:

@@ -83,11 +83,10 @@ def fit_one(name: str, cfg: RetrievalConfig, inputs: dict[str, Any], layout: Run
             fixed_steps: int | None = None, state: dict[str, Any] | None = None, on_point: Any = None,
             progress: bool = False, device: Any = "cpu", rank: int = 0, world: int = 1,
             wrap: Callable[[Any], Any] | None = None) -> dict[str, Any]:
-    """Select-then-refit embedding model ``name`` (:func:`graphrec_ray.retrieval.fit.select_then_refit`).
-
-    The one fitting recipe of the stage, run in-process by :func:`fit_local` and inside every Ray Train worker
-    by ``jobs/train_retrieval.py`` (which passes ``rank``/``world``, ``wrap`` = DDP ``prepare_model``, a resumed
-    ``state`` and an ``on_point`` that checkpoints).
+    """Select-then-refit embedding model ``name`` (:func:`graphrec_ray.retrieval.fit.fit_select_refit`) with the
+    stage's IPS weights (from every model, so validation reports ``ips_*`` metrics for all), in-process
+    (:func:`fit_local`) or inside every Ray Train worker (``jobs/train_retrieval.py`` passes ``rank``/``world``,
+    ``wrap`` = DDP ``prepare_model``, a resumed ``state`` and an ``on_point`` that checkpoints).
 
     Args:
         inputs: :func:`load_inputs`; positives use ``cfg.positive_threshold``, IPS weights the run's propensities
@@ -95,24 +94,13 @@ def fit_one(name: str, cfg: RetrievalConfig, inputs: dict[str, Any], layout: Run
         fixed_steps: skip selection and refit for this many steps (the Tune search's choice).
         device: torch device of the model and adjacency.
     """
-    from graphrec_ray.retrieval.build import build_adjacency, build_model, build_trainer, training_positives
-    from graphrec_ray.retrieval.fit import budget_for, select_then_refit, validation_fn
+    from graphrec_ray.retrieval.fit import fit_select_refit
 
-    train_pos = training_positives(cfg, inputs["train"])
-    all_rows = inputs["train"].concat(inputs["val"])
-    refit_pos = training_positives(cfg, all_rows)
-    w_sel = item_weights(cfg, inputs["train"], train_pos, layout)
-    w_ref = item_weights(cfg, all_rows, refit_pos, layout)
+    def weights(exposures: Interactions, positives: Interactions) -> np.ndarray:
+        return item_weights(cfg, exposures, positives, layout)
 
-    def make(pos: Interactions, phase: str) -> Any:
-        model = build_model(name, cfg, pos.n_users, pos.n_items).to(device)
-        adj = build_adjacency(cfg, pos, device) if name.startswith("lightgcn") else None
-        fwd = wrap(model) if wrap is not None else model
-        return build_trainer(name, cfg, pos, w_sel if phase == "select" else w_ref, adj, rank, world, fwd, model)
-
-    return select_then_refit(make, validation_fn(cfg, inputs["val"], train_pos, w_sel), train_pos, refit_pos,
-                             budget_for(cfg, len(train_pos)), cfg.val_metric, cfg.trainer.early_stopping_patience,
-                             cfg.trainer.min_delta, cfg.refit, fixed_steps, state, on_point, progress=progress)
+    return fit_select_refit(name, cfg, inputs["train"], inputs["val"], weights, fixed_steps, state, on_point,
+                            progress, device, rank, world, wrap)
 
 
 def fit_local(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: int | None = None) -> dict[str, Any]:
