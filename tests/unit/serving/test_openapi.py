@@ -68,7 +68,7 @@ def test_document_says_what_the_handlers_do(app: FastAPI) -> None:
 
 def test_both_topologies_document_the_same_api() -> None:
     from serve_app.deployments import Ingress
-    from serve_app.http_front import openapi_document
+    from serve_app.openapi import openapi_document
 
     cfg = ServeConfig()
     a, b = (openapi_document(served_app(d), cfg) for d in (Collocated, Ingress))
