@@ -1,4 +1,4 @@
-"""Choose the retrieval ``positive_threshold`` on unbiased validation users, report it on other users once.
+"""Choose a retrieval default (``positive_threshold`` unless ``--param``) on unbiased validation users; report once.
 
 Why this script: the temporal validation split is exposure-biased (it rewards the exposure-heavy 0.5 edges), and the
 earlier choice of 2.0 was made after seeing an unbiased *test* figure. Here the fully observed ``small_matrix``
@@ -7,7 +7,7 @@ on; the **report half** is touched once, to report the chosen value against the 
 
 For each preset (the default simulator and the robustness presets of issue 10) the script simulates, preprocesses,
 and trains the pipeline's default retrieval (``configs/retrieval.yaml``, select-then-refit) at each candidate
-threshold. Every model is scored with the same exclusions (every training and validation row of the user, the
+value of ``--param`` (any :class:`RetrievalConfig` field; ``--param model`` also takes ``popularity``). Every model is scored with the same exclusions (every training and validation row of the user, the
 serving policy), so thresholds that train on more edges do not also change the candidate set.
 
 Selection rule (fixed before any run): the threshold with the highest mean, over presets, of the selection-half
@@ -16,10 +16,11 @@ target the retrieval validation also uses). Ties go to the larger threshold (few
 
 Usage::
 
-    python benchmarks/threshold_selection.py                          # all presets, thresholds 0.5 1.0 2.0
-    python benchmarks/threshold_selection.py --presets demo sparse --thresholds 0.5 2.0
+    python benchmarks/default_selection.py                       # all presets, positive_threshold 0.5 1.0 2.0
+    python benchmarks/default_selection.py --presets demo sparse --values 0.5 2.0
+    python benchmarks/default_selection.py --param model --values lightgcn_ips lightgcn mf popularity
 
-Writes ``outputs/threshold_selection.csv`` (preset, threshold, half, metric, estimate, interval) and ``.json``
+Writes ``outputs/default_selection_<param>.csv`` (preset, value, half, metric, estimate, interval) and ``.json``
 (the choice, per-preset winners on the selection half, paired report-half differences).
 """
 
@@ -47,6 +48,7 @@ from graphrec_ray.retrieval.base import EmbeddingRecommender  # noqa: E402
 from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_unbiased  # noqa: E402
 from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
+from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
 from retrieval_quality import PRESETS, prepare  # noqa: E402
 
 RULES = (("ge2.0", ">=", 2.0), ("ge0.5", ">=", 0.5))  # selection uses the first
@@ -61,19 +63,25 @@ def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
     return mask
 
 
-def run_preset(preset: str, root: Path, cfg: RetrievalConfig, thresholds: list[float], seed: int,
+def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, thresholds: list[Any], seed: int,
                scale: dict[str, Any]) -> dict[str, Any]:
-    """Per-threshold per-user metrics on one preset; returns ``{"users", "select", "values": {thr: {key: (n,)}}}``."""
+    """Per-value per-user metrics on one preset; returns ``{"users", "select", "values": {value: {key: (n,)}}}``.
+    The value ``"popularity"`` of ``--param model`` is most-popular over the training + validation positives."""
     inputs, _ = prepare(preset, root, seed, scale)
-    seen = inputs["train"].concat(inputs["val"])  # serving's exclusion, the same for every threshold
-    values: dict[float, dict[str, np.ndarray]] = {}
-    info: dict[float, dict[str, Any]] = {}
+    seen = inputs["train"].concat(inputs["val"])  # serving's exclusion, the same for every value
+    values: dict[Any, dict[str, np.ndarray]] = {}
+    info: dict[Any, dict[str, Any]] = {}
     users = None
     for thr in thresholds:
         t = time.perf_counter()
-        c = replace(cfg, positive_threshold=thr, seed=seed)
-        st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
-        score = EmbeddingRecommender(st["user"], st["item"]).score
+        is_pop = param == "model" and thr == "popularity"
+        c = replace(cfg, seed=seed) if is_pop else replace(cfg, seed=seed, **{param: thr})
+        if is_pop:
+            score = MostPopular().fit(seen.relevant(">=", c.positive_threshold)).score
+            st = {"selected_step": 0}
+        else:
+            st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
+            score = EmbeddingRecommender(st["user"], st["item"]).score
         values[thr] = {}
         for name, op, rel in RULES:
             m = per_user_unbiased(score, inputs["eval_small"], seen, op, rel)
@@ -81,12 +89,12 @@ def run_preset(preset: str, root: Path, cfg: RetrievalConfig, thresholds: list[f
             assert np.array_equal(users, m["users"])
             values[thr].update({f"{name}/{k}": v for k, v in m.items() if k != "users"})
         info[thr] = {"train_s": time.perf_counter() - t, "selected_step": st["selected_step"],
-                     "n_train_pos": int(len(inputs["train"].relevant(">=", thr)))}
+                     "n_train_pos": int(len(inputs["train"].relevant(">=", c.positive_threshold)))}
     assert users is not None
     return {"users": users, "select": selection_half(users, seed), "values": values, "info": info}
 
 
-def normalised_scores(res: dict[str, dict[str, Any]], thresholds: list[float]) -> dict[float, float]:
+def normalised_scores(res: dict[str, dict[str, Any]], thresholds: list[Any]) -> dict[Any, float]:
     """Mean over presets of the selection-half ``SELECT_KEY`` relative to that preset's best threshold."""
     out = {thr: 0.0 for thr in thresholds}
     for r in res.values():
@@ -97,71 +105,87 @@ def normalised_scores(res: dict[str, dict[str, Any]], thresholds: list[float]) -
     return out
 
 
-def choose(scores: dict[float, float]) -> float:
-    """Highest score; ties (to 1e-9) to the larger threshold."""
+def choose(scores: dict[Any, float]) -> Any:
+    """Highest score; ties (to 1e-9) to the larger value (for thresholds: fewer, cleaner edges), else the first."""
     top = max(scores.values())
-    return max(t for t, s in scores.items() if s >= top - 1e-9)
+    tied = [t for t, s in scores.items() if s >= top - 1e-9]
+    return max(tied) if all(isinstance(t, (int, float)) for t in tied) else tied[0]
+
+
+def fmt(value: Any) -> str:
+    """``2.0`` -> ``"2"``, strings as they are."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def parse_value(text: str) -> Any:
+    """``"2"`` -> 2.0, ``"lightgcn"`` -> ``"lightgcn"`` (command-line values of ``--values``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
-    p.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    p.add_argument("--param", default="positive_threshold", help="the RetrievalConfig field to choose")
+    p.add_argument("--values", nargs="+", default=["0.5", "1.0", "2.0"], help="its candidate values")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--config", default="configs/retrieval.yaml")
     p.add_argument("--n-users", type=int, default=None, help="override the preset's user count (scale)")
     p.add_argument("--n-items", type=int, default=None)
     p.add_argument("overrides", nargs="*", help="retrieval config overrides key=value")
-    p.add_argument("--out", default="outputs/threshold_selection")
+    p.add_argument("--out", default=None, help="default: outputs/default_selection_<param>")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config(RetrievalConfig, args.config, args.overrides)
+    args.thresholds = [parse_value(v) for v in args.values]
     scale = {k: v for k, v in (("n_users", args.n_users), ("n_items", args.n_items)) if v is not None}
     t0 = time.perf_counter()
     res: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="graphrec-thr-") as tmp:
         for preset in args.presets:
             t = time.perf_counter()
-            res[preset] = run_preset(preset, Path(tmp), cfg, args.thresholds, args.seed, scale)
+            res[preset] = run_preset(preset, Path(tmp), cfg, args.param, args.thresholds, args.seed, scale)
             print(f"{preset}: {len(res[preset]['users'])} small_matrix users, {time.perf_counter() - t:.0f} s",
                   flush=True)
     scores = normalised_scores(res, args.thresholds)
     chosen = choose(scores)
     rows: list[dict[str, Any]] = []
     doc: dict[str, Any] = {"config": args.config, "overrides": args.overrides, "seed": args.seed,
-                           "thresholds": args.thresholds, "select_key": SELECT_KEY,
-                           "selection_scores": {str(k): v for k, v in scores.items()}, "chosen": chosen,
-                           "configured": cfg.positive_threshold, "presets": {}}
+                           "param": args.param, "values": args.thresholds, "select_key": SELECT_KEY,
+                           "selection_scores": {fmt(k): v for k, v in scores.items()}, "chosen": chosen,
+                           "configured": getattr(cfg, args.param), "presets": {}}
     print(f"\nselection half ({SELECT_KEY}, relative to each preset's best, mean over presets): "
-          + ", ".join(f"{t:g}: {s:.3f}" for t, s in scores.items()) + f"  -> chosen {chosen:g}"
-          + f" (configured default {cfg.positive_threshold:g})")
+          + ", ".join(f"{fmt(t)}: {s:.3f}" for t, s in scores.items()) + f"  -> chosen {fmt(chosen)}"
+          + f" (configured default {getattr(cfg, args.param)})")
     for preset, r in res.items():
         sel, rep = r["select"], ~r["select"]
-        entry: dict[str, Any] = {"info": {str(k): v for k, v in r["info"].items()}, "n_select": int(sel.sum()),
+        entry: dict[str, Any] = {"info": {fmt(k): v for k, v in r["info"].items()}, "n_select": int(sel.sum()),
                                  "n_report": int(rep.sum()), "pairs": {}}
         for thr in args.thresholds:
             for key, v in r["values"][thr].items():
                 for half, mask in (("select", sel), ("report", rep)):
                     iv = bootstrap_mean(v[mask], seed=args.seed)
-                    rows.append({"preset": preset, "threshold": thr, "half": half, "metric": key,
+                    rows.append({"preset": preset, args.param: thr, "half": half, "metric": key,
                                  "estimate": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n_users": iv.n})
         sel_means = {thr: float(np.nanmean(r["values"][thr][SELECT_KEY][sel])) for thr in args.thresholds}
         entry["selection_winner"] = max(sel_means, key=lambda t: (sel_means[t], t))
-        line = [f"{preset:>18}: selection winner {entry['selection_winner']:g};"]
+        line = [f"{preset:>18}: selection winner {fmt(entry['selection_winner'])};"]
         for thr in args.thresholds:
             if thr == chosen:
                 continue
             for key in r["values"][chosen]:
                 d = paired_difference(r["values"][chosen][key][rep], r["values"][thr][key][rep], seed=args.seed)
-                entry["pairs"][f"{chosen:g}-{thr:g}/{key}"] = {"diff": d.estimate, "ci_low": d.low,
+                entry["pairs"][f"{fmt(chosen)}-{fmt(thr)}/{key}"] = {"diff": d.estimate, "ci_low": d.low,
                                                                "ci_high": d.high, "verdict": d.verdict()}
                 if key == SELECT_KEY:
-                    line.append(f"report {chosen:g}-{thr:g} {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+                    line.append(f"report {fmt(chosen)}-{fmt(thr)} {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
                                 f"{d.verdict()}")
         print(" ".join(line))
         doc["presets"][preset] = entry
     doc["wall_s"] = time.perf_counter() - t0
-    out = Path(args.out)
+    out = Path(args.out or f"outputs/default_selection_{args.param}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_suffix(".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
