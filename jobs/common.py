@@ -230,12 +230,20 @@ def mlflow_metric_name(key: str) -> str:
     return key.replace("/", ".").replace("@", "_at_").replace(">=", "ge").replace(">", "gt")
 
 
+#: config fields whose values never reach MLflow params (Redis password, reload token, ...)
+SECRET_KEY_PARTS = ("password", "token", "secret")
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested dict; values of secret fields (:data:`SECRET_KEY_PARTS`) that are set become
+    ``"***"`` so a logged config never carries them."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(_flatten(v, key + "."))
+        elif v not in (None, "") and any(part in str(k).lower() for part in SECRET_KEY_PARTS):
+            out[key] = "***"
         else:
             out[key] = v
     return out

@@ -65,3 +65,14 @@ def test_experiment_created_inside_a_job_keeps_artifacts_beside_the_sqlite_store
     assert "runtime_resources" not in uri
     assert uri.startswith((store / "artifacts").as_uri())
     assert not (job_cwd / "mlruns").exists()
+
+
+def test_logged_config_params_never_carry_secrets() -> None:
+    """Regression guard: `cache.password` (Redis) and the reload token must not reach MLflow params when a job logs
+    a config that holds them."""
+    from jobs.common import _flatten
+
+    flat = _flatten({"cache": {"password": "s3cret", "url": "redis://x"}, "reload_token": "t0k", "token_env": None,
+                     "lr": 0.1})
+    assert flat == {"cache.password": "***", "cache.url": "redis://x", "reload_token": "***", "token_env": None,
+                    "lr": 0.1}
