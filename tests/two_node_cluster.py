@@ -130,7 +130,8 @@ class TwoNodeCluster:
                        "--limit=10000")
         return json.loads(out.stdout)
 
-    def _processes(self) -> list:
+    def processes(self) -> list:
+        """The live processes of this cluster (psutil.Process): those naming its temp dirs or GCS port."""
         import psutil
 
         # the temp dir names most of them; the Ray Client server names only the GCS address
@@ -146,7 +147,7 @@ class TwoNodeCluster:
         """End this cluster's processes only (SIGTERM, then SIGKILL after ``grace_s``); remove its temp dirs."""
         import psutil
 
-        procs = {p.pid: p for p in self._processes()}
+        procs = {p.pid: p for p in self.processes()}
         for p in list(procs.values()):
             try:
                 procs.update({c.pid: c for c in p.children(recursive=True)})
@@ -166,7 +167,7 @@ class TwoNodeCluster:
                 pass
         psutil.wait_procs(alive, timeout=5)
         # late starters (a worker forked while we signalled): one more pass
-        for p in self._processes():
+        for p in self.processes():
             try:
                 p.kill()
             except psutil.NoSuchProcess:

@@ -58,4 +58,4 @@ def test_pipeline_job_trains_and_serves_on_both_nodes(tmp_path: Path) -> None:
         assert sum(replicas.values()) >= 2 and set(replicas) == both, replicas
     finally:
         cluster.stop()
-    assert cluster._processes() == []  # nothing of this cluster is left running
+    assert cluster.processes() == []  # nothing of this cluster is left running
