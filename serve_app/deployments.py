@@ -10,6 +10,12 @@ stage, so a request never mixes versions. Every replica (stages included) follow
 The ``*Stage`` classes and :class:`GraphFront` are plain Python (unit tests wire them with fake handles); the
 Serve deployments ``Retrieval``, ``Ranking``, ``Reranking`` and ``Ingress`` add batching, the board and warm-up.
 Nothing is loaded at import time.
+
+Failures: each stage runs 2 replicas by default (``ServeConfig``); the ingress retries a stage call once when the
+replica it reached died mid-call (:meth:`GraphFront.call`; Serve's router has dropped the dead one by then).
+Metrics: every deployment records its start (``graphrec_replica_starts``), the ingress the request metrics and
+the model version, ``Retrieval`` (where the cache lives) the cache events and breaker state, all exported by
+Ray's metrics agent (:mod:`serve_app.metrics_ray`).
 """
 
 
@@ -334,7 +340,8 @@ class Reranking(RerankingStage):
 @serve.deployment(name="Ingress")
 @serve.ingress(add_feedback_route(make_api("GraphRecSys (graph)")))
 class Ingress(GraphFront):
-    """HTTP API of the graph: ``GET /recommend/{user_id}?k=10``, ``GET /health``, ``GET /metrics``, ``POST /reload``."""
+    """HTTP API of the graph: ``GET /recommend/{user_id}?k=10``, ``GET /health``, ``GET /metrics``, ``POST /reload``,
+    ``POST /feedback``."""
 
     async def __init__(self, retrieval: Any, ranking: Any, reranking: Any, cfg: ServeConfig, run_dir: str,
                        board_name: str | None = None) -> None:
