@@ -88,6 +88,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
         for name in ("ray.data", "ray.train", "ray.tune", "ray.serve"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # Ray 2.59+ warns on every local start that token auth is on (it stays on; the README says so). Setting
+        # RAY_AUTH_MODE=token here instead is not the same: the driver has read the mode already and the cluster
+        # then refuses it.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     addr = address or os.environ.get("RAY_ADDRESS")
     if addr:
         kwargs["address"] = addr

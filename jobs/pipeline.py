@@ -177,7 +177,7 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
           extra=raw_files)
     ret_cfg = load_stage("retrieval", overrides["retrieval"], config_dir)
     stage("train-retrieval", layout.retrieval, ret_cfg, [layout.preprocess],
-          lambda: jobs.train_retrieval.run(ret_cfg, run_dir))
+          lambda: jobs.train_retrieval.run(ret_cfg, run_dir, progress=True))
     idx_cfg = load_stage("index", overrides["index"], config_dir)
     stage("build-index", layout.index, idx_cfg, [layout.retrieval], lambda: jobs.build_index.run(idx_cfg, run_dir))
     rank_cfg = load_stage("ranking", overrides["ranking"], config_dir)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(out["seconds"].values())
     skipped = f"; up to date: {', '.join(out['skipped'])}" if out["skipped"] else ""
     print(f"\n=== pipeline done: {total:.0f}s{skipped} ===")
-    print(json.dumps(out["seconds"], indent=2))
+    print("stages:    " + ", ".join(f"{k} {v:.0f} s" for k, v in out["seconds"].items()))
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns').resolve()}/mlflow.db"
     lines = [("results", f"{report['files'][1]}  (graphrec report --run-dir {args.run_dir})"),
              ("serve it", f"graphrec serve --run-dir {args.run_dir}   then GET /recommend/<user_id>?k=10"),

@@ -11,9 +11,11 @@ a killed worker group from it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,8 +27,108 @@ from graphrec_ray.training import TrainerConfig
 STATE_FILE = "state.pt"
 
 
+PROGRESS_FILE = "progress.jsonl"
+
+
+def format_progress(label: str, metrics: dict[str, Any]) -> str:
+    """One terminal line from a worker's report: ``label: select step 1200 (epoch 4.1) loss 0.31 val_recall@20
+    0.104`` (retrieval) or ``label: epoch 3 val_loss/mmoe 0.412`` (ranking)."""
+    parts = [f"{label}:"]
+    if "phase" in metrics:
+        parts.append("refit" if float(metrics["phase"]) >= 1 else "select")
+    if "step" in metrics:
+        parts.append(f"step {int(metrics['step'])}")
+        if "epoch" in metrics:
+            parts.append(f"(epoch {float(metrics['epoch']):.1f})")
+    elif "epoch" in metrics:
+        parts.append(f"epoch {int(metrics['epoch'])}")
+    shown = [k for k in metrics if k == "loss" or k.startswith("val_")][:3]
+    parts += [f"{k} {float(metrics[k]):.4g}" for k in shown if isinstance(metrics[k], (int, float))]
+    return " ".join(parts)
+
+
+class ProgressRelay:
+    """Driver-side progress of a Ray Train run without Ray's logs.
+
+    Ray Train V2 calls user callbacks in its controller process, not in the driver, and the job keeps Ray's worker
+    logs off the terminal; so the callback (:meth:`callback`) appends each report of rank 0 to a JSON-lines file
+    under the run's storage, and a driver thread (:meth:`__enter__`) shows the latest report: one line rewritten in
+    place on a terminal, else a line every ``log_every_s`` seconds and the last one. On a cluster
+    the storage path is shared storage (``cluster.yaml``), which the driver can read too.
+    """
+
+    def __init__(self, path: Path, label: str, every_s: float = 1.0, log_every_s: float = 15.0) -> None:
+        """``every_s``: poll period; ``log_every_s``: at most one line this often when stdout is not a terminal
+        (a terminal gets one line rewritten in place)."""
+        self.path, self.label, self.every_s, self.log_every_s = path, label, every_s, log_every_s
+        self._stop = None  # threading.Event while running
+        self._thread = None
+
+    def callback(self) -> Any:
+        """The ``ray.train.UserCallback`` that writes the reports (picklable: it holds the path only)."""
+        from ray.train import UserCallback
+
+        path = str(self.path)
+
+        class _Write(UserCallback):
+            def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
+                if metrics:
+                    row = {k: v for k, v in metrics[0].items() if isinstance(v, (int, float, str))}
+                    with open(path, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+
+        return _Write()
+
+    def _follow(self) -> None:
+        import sys
+
+        tty = sys.stdout.isatty()
+        offset, shown_at, width = 0, 0.0, 0
+        latest = None  # newest report not shown yet
+        while True:
+            stopping = self._stop.wait(self.every_s)
+            if self.path.exists():
+                with open(self.path) as f:
+                    f.seek(offset)
+                    for line in f:
+                        if not line.endswith("\n"):
+                            break  # being written: read again next time
+                        offset += len(line.encode())
+                        try:
+                            latest = json.loads(line)
+                        except ValueError:
+                            pass
+            now = time.monotonic()
+            if latest is not None and (tty or stopping or now - shown_at >= self.log_every_s):
+                text = "  " + format_progress(self.label, latest)
+                if tty:  # one line, rewritten in place
+                    print("\r" + text.ljust(width), end="", flush=True)
+                    width = len(text)
+                else:
+                    print(text, flush=True)
+                shown_at, latest = now, None
+            if stopping:
+                if tty and width:
+                    print(flush=True)
+                return
+
+    def __enter__(self) -> "ProgressRelay":
+        import threading
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="train-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any], tcfg: TrainerConfig,
-        storage_path: str | Path, name: str) -> Any:
+        storage_path: str | Path, name: str, progress_label: str | None = None) -> Any:
     """Run ``train_loop(loop_config)`` on Ray Train; returns the ``ray.train.Result``.
 
     Args:
@@ -35,6 +137,8 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
         tcfg: workers, resources, failure retries, checkpoints kept.
         storage_path: directory for Ray Train run state and checkpoints (absolute path is used).
         name: run name; the same (storage_path, name) resumes from the latest checkpoint.
+        progress_label: print one line per report on this (driver) terminal, prefixed with it
+            (:class:`ProgressRelay`); None: silent.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -44,17 +148,23 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
         use_gpu=tcfg.use_gpu,
         resources_per_worker=None if tcfg.num_workers == 0 else {"CPU": tcfg.cpus_per_worker},
     )
+    relay = (ProgressRelay(Path(storage_path).resolve() / name / PROGRESS_FILE, progress_label)
+             if progress_label else None)
     run_config = RunConfig(
         name=name,
         storage_path=str(Path(storage_path).resolve()),
         failure_config=FailureConfig(max_failures=tcfg.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=tcfg.num_to_keep),
+        callbacks=[relay.callback()] if relay else None,
     )
     trainer = TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
     if tcfg.num_workers == 0:
         # Local mode runs the loop in this process and copies no checkpoint to storage: report() writes them here.
         _LOCAL.update(root=Path(run_config.storage_path) / name / "local_checkpoints", keep=tcfg.num_to_keep)
-    return trainer.fit()
+    if relay is None:
+        return trainer.fit()
+    with relay:
+        return trainer.fit()
 
 
 #: where :func:`report` keeps local-mode checkpoints (set by :func:`fit`); the newest ``keep`` are kept.

@@ -13,7 +13,6 @@ if any request failed.
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
 import time
@@ -24,7 +23,7 @@ import numpy as np
 
 from graphrec_ray.errors import UserError
 from graphrec_ray.serving.versioned import load_ids, version_id
-from jobs.common import init_ray, make_parser
+from jobs.common import init_ray, make_parser, verbose_logs
 
 APP_NAME = "graphrec"
 
@@ -125,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         app_name, route_prefix = args.app_name, "/"
         check_deployable(app_name, apps, serve_running, cfg.http_host, port, args.replace)
+    if not verbose_logs():  # Serve's INFO lines (started, ready, deleting) stay in Ray's logs
+        import logging
+
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
     if not serve_running:
         serve.start(http_options={"host": cfg.http_host, "port": port})
     else:
@@ -150,9 +153,18 @@ def main(argv: list[str] | None = None) -> int:
         report = smoke(url, sample, args.smoke)
     finally:
         serve.delete(app_name)  # only the app this command created; the cluster's other apps keep serving
-    print(json.dumps(report, indent=2))
+    print(smoke_line(report), flush=True)
     ok = not report["failures"] and report["health"] == 200 and report["metrics"] == 200
     return 0 if ok else 1
+
+
+def smoke_line(report: dict) -> str:
+    """One terminal line from :func:`smoke`'s report (the full report is the function's return value)."""
+    fails = report["failures"]
+    return (f"serve-smoke: {report['requests']} requests, {len(fails)} failed"
+            + (f" ({fails[0]})" if fails else "")
+            + f", cold start {report['cold_start']}, cache hits {report['cache_hits']}, health {report['health']}, "
+            f"metrics {report['metrics']}, p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms")
 
 
 def _proxy_port(default: int) -> int:

@@ -68,7 +68,7 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
             init_ray(ray_address)
         loop_config = {"cfg": to_dict(cfg), "prepared_dir": str(prepared), "progress": progress, "fingerprint": fp}
         result = fit(train_loop, loop_config, cfg.trainer, storage_path or layout.ranking_ray_train,
-                     name or f"ranker-{fp}")
+                     name or f"ranker-{fp}", progress_label="train-ranker" if progress else None)
         state = result_state(result)
         if state is None:
             raise RuntimeError("Ray Train finished without a checkpoint")

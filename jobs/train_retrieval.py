@@ -101,7 +101,8 @@ def fit_model(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: i
     run_name = f"{name}-{resume_key(cfg)}" + (f"-steps{fixed_steps}" if fixed_steps else "")
     loop_cfg = {"cfg": to_dict(cfg), "name": name, "preprocess_dir": str(layout.preprocess.resolve()),
                 "progress": progress, "fixed_steps": fixed_steps}
-    result = fit(train_loop, loop_cfg, cfg.trainer, storage, run_name)
+    result = fit(train_loop, loop_cfg, cfg.trainer, storage, run_name,
+                 progress_label=f"train-retrieval {name}" if progress else None)
     state = result_state(result)
     if state is None or state.get("phase") != "done":
         raise RuntimeError(f"training {name} produced no final checkpoint")

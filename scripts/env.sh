@@ -14,10 +14,17 @@ fi
 STAMP="$VENV/.graphrec-installed"
 WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
-  echo "[setup] installing pinned dependencies (first run takes a few minutes)" >&2
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  # constraints.txt pins every transitive version; torch==2.13.0 is the CPU build.
-  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]" >&2
+  LOG="$VENV/setup.log"
+  echo "[setup] installing pinned dependencies (first run takes a few minutes; log: $LOG)" >&2
+  # constraints.txt pins every transitive version; torch==2.13.0 is the CPU build. pip's chatter (index
+  # warnings, build-backend notices) goes to the log, shown only when the install fails.
+  if ! { "$VENV/bin/python" -m pip install -q --upgrade pip \
+         && "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"; } >"$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    echo "[setup] dependency install failed (full log: $LOG)" >&2
+    exit 1
+  fi
+  echo "[setup] done" >&2
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
