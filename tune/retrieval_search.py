@@ -69,7 +69,7 @@ def search(search_cfg: RetrievalSearchConfig, base: RetrievalConfig, run_dir: Pa
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from graphrec_ray.retrieval.stage import SEARCH_FILE, load_inputs
+    from graphrec_ray.retrieval.stage import load_inputs
 
     layout = RunLayout(run_dir)
     inputs = load_inputs(layout.preprocess)
@@ -97,7 +97,7 @@ def search(search_cfg: RetrievalSearchConfig, base: RetrievalConfig, run_dir: Pa
            "val_metric": base.val_metric, "val_relevance": search_cfg.val_relevance, "val": best["selected_val"],
            "trials": trials, "wall_s": wall, "search_config": asdict(search_cfg)}
     layout.retrieval.mkdir(parents=True, exist_ok=True)
-    (layout.retrieval / SEARCH_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
+    layout.search.write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
     return doc
 
 
@@ -120,7 +120,7 @@ def log_mlflow(search_cfg: RetrievalSearchConfig, doc: dict[str, Any], path: Pat
 def main(argv: list[str] | None = None) -> int:
     import ray
 
-    from graphrec_ray.retrieval.stage import SEARCH_FILE, load_inputs
+    from graphrec_ray.retrieval.stage import load_inputs
     from jobs.common import init_ray, load_stage_config, make_parser
 
     parser = make_parser("graphrec tune-retrieval",
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if started:
             ray.shutdown()
-    path = RunLayout(run_dir).retrieval / SEARCH_FILE
+    path = RunLayout(run_dir).search
     if not args.no_mlflow:
         log_mlflow(search_cfg, doc, path)
     print(f"{len(doc['trials'])} trials in {doc['wall_s']:.0f} s; best validation {doc['val_metric']} "

@@ -109,7 +109,6 @@ def fit_local(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: i
 
 
 # ----------------------------------------------------------------------------------------------- search
-SEARCH_FILE = RunLayout.SEARCH  # graphrec tune-retrieval's choice (RunLayout.search), kept for tune/'s import
 
 
 def load_search(layout: RunLayout) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from graphrec_ray.manifest import read_manifest, verify_manifest
 from graphrec_ray.retrieval import stage
 from graphrec_ray.retrieval.config import RetrievalConfig
 from graphrec_ray.retrieval.popularity import MostPopular
-from graphrec_ray.retrieval.stage import SEARCH_FILE, apply_search, load_inputs, load_search, resume_key
+from graphrec_ray.retrieval.stage import apply_search, load_inputs, load_search, resume_key
 from tests.unit.ranking.conftest import make_tiny_run
 
 
@@ -85,7 +85,7 @@ def test_search_values_replace_the_config_unless_use_search_is_off(tmp_path: Pat
     assert load_search(layout) is None
     layout.retrieval.mkdir(parents=True)
     doc = {"model": "lightgcn_ips", "steps": 123, "params": {"lr": 0.003, "positive_threshold": 0.5, "epochs": 30}}
-    (layout.retrieval / SEARCH_FILE).write_text(json.dumps(doc))
+    layout.search.write_text(json.dumps(doc))
     base = load_config(RetrievalConfig, None, [])
     got = apply_search(base, load_search(layout))
     assert (got.lr, got.positive_threshold, got.epochs, got.dim) == (0.003, 0.5, 30, base.dim)
