@@ -118,7 +118,7 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     ``cfg.trainer.num_workers == 0``."""
     import mlflow
 
-    from jobs.common import mlflow_run
+    from jobs.common import mlflow_metric_name, mlflow_run
 
     layout = RunLayout(Path(run_dir))
     if cfg.tracking_uri:
@@ -129,9 +129,9 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
     def log_model(name: str, m: dict[str, float], state: dict[str, Any] | None) -> None:
         with mlflow.start_run(run_name=name, nested=True):
             for row in (state or {}).get("history", []):
-                mlflow.log_metrics({_mlflow_key(k): v for k, v in row.items() if k != "step" and np.isfinite(v)},
+                mlflow.log_metrics({mlflow_metric_name(k): v for k, v in row.items() if k != "step" and np.isfinite(v)},
                                    step=int(row["step"]))
-            mlflow.log_metrics({_mlflow_key(k): float(v) for k, v in m.items() if np.isfinite(v)})
+            mlflow.log_metrics({mlflow_metric_name(k): float(v) for k, v in m.items() if np.isfinite(v)})
             if name == primary and state is not None and state.get("checkpoint_path"):
                 mlflow.log_artifact(os.path.join(state["checkpoint_path"], "state.pt"), "checkpoint")
 
@@ -145,12 +145,6 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
         mlflow.log_artifact(str(layout.retrieval_metrics))
         mlflow.set_tag("embedding_version", metrics["embedding_version"])
     return metrics
-
-
-def _mlflow_key(k: str) -> str:
-    """MLflow-safe name; ``x/ci_low`` -> ``x_ci_low`` (the file store cannot hold both ``x`` and ``x/ci_low``)."""
-    k = k.replace("/ci_low", "_ci_low").replace("/ci_high", "_ci_high")
-    return k.replace("@", "_at_").replace(">=", "ge").replace(">", "gt")
 
 
 def main(argv: list[str] | None = None) -> int:
