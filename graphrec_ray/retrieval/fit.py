@@ -17,6 +17,7 @@ had reached.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -88,8 +89,9 @@ def select_then_refit(make_trainer: MakeTrainer, validate: Callable[[BPRTrainer]
 
     Returns:
         ``{"phase": "done", "history": [...], "selected_step", "selected_val", "budget_steps", "refit_steps",
-        "user": (U, d), "item": (I, d), ...}``; history rows carry ``phase``, ``step``, ``epoch``, ``loss`` and
-        ``val_*`` metrics (selection rows only).
+        "user": (U, d), "item": (I, d), ...}``; history rows carry ``phase``, ``step``, ``epoch``, ``loss``,
+        ``train_s`` (wall seconds of the row's optimiser steps), and ``val_s`` and ``val_*`` metrics (selection rows
+        only).
     """
     st: dict[str, Any] = {**state, "history": list(state["history"])} if state is not None else {
         "phase": "select" if fixed_steps is None else "refit", "history": [], "trainer": None,
@@ -107,10 +109,13 @@ def select_then_refit(make_trainer: MakeTrainer, validate: Callable[[BPRTrainer]
             if should_stop([int(r["step"]) for r in rows], [r[f"val_{metric}"] for r in rows], budget.min_steps,
                            patience, min_delta):
                 break
+            t0 = time.perf_counter()
             loss = trainer.run_steps(target - trainer.step, progress)
+            t1 = time.perf_counter()
             val = validate(trainer)
             row = {"phase": 0.0, "step": float(trainer.step), "epoch": trainer.step / trainer.steps_per_epoch,
                    "loss": float(loss), "samples": float(trainer.last_samples),
+                   "train_s": t1 - t0, "val_s": time.perf_counter() - t1,  # seconds of this chunk's steps / validation
                    **{f"val_{k}": v for k, v in val.items()}}
             rows.append(row)
             st["history"].append(row)
@@ -134,9 +139,10 @@ def select_then_refit(make_trainer: MakeTrainer, validate: Callable[[BPRTrainer]
             trainer.load_state_dict(st["trainer"])
         chunk = max(1, budget.eval_every)
         while trainer.step < target:
+            t0 = time.perf_counter()
             loss = trainer.run_steps(min(chunk, target - trainer.step), progress)
             row = {"phase": 1.0, "step": float(trainer.step), "epoch": trainer.step / trainer.steps_per_epoch,
-                   "loss": float(loss), "samples": float(trainer.last_samples)}
+                   "loss": float(loss), "samples": float(trainer.last_samples), "train_s": time.perf_counter() - t0}
             st["history"].append(row)
             st["trainer"] = trainer.state_dict()
             if trainer.step < target:

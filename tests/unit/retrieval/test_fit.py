@@ -83,3 +83,17 @@ def test_fit_in_process_exports_the_refit_and_reports_its_exclusion_set() -> Non
     st = fit_in_process("lightgcn_ips", CFG, train, val)
     assert len(st["refit_positives"]) == len(train.relevant(">=", 0.5)) + len(val)
     assert st["user"].shape == (train.n_users, 8) and np.isfinite(st["user"]).all()
+
+
+def test_history_rows_time_the_steps_and_the_validation_separately() -> None:
+    """Issue 14: the full-scale benchmark compares the loop's seconds per optimiser step with the step kernel's, so
+    every selection row carries the seconds of its steps (``train_s``) and of its validation (``val_s``), and every
+    refit row ``train_s``; the sums cover every step the phase ran."""
+    st, _, _ = _run()
+    sel = [r for r in st["history"] if r["phase"] == 0.0]
+    ref = [r for r in st["history"] if r["phase"] == 1.0]
+    assert sel and ref
+    assert all(r["train_s"] > 0 and r["val_s"] >= 0 for r in sel)
+    assert all(r["train_s"] > 0 and "val_s" not in r for r in ref)
+    assert int(ref[-1]["step"]) == st["refit_steps"] and int(sel[-1]["step"]) == budget_for(
+        CFG, len(_split()[0].relevant(">=", 0.5))).total_steps
