@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from graphrec_ray.config import load_config
 from graphrec_ray.evaluation.decision_data import DecisionData, build_decision_data

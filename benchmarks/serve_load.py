@@ -2,7 +2,7 @@
 
 Variants (``outputs/serve_latency.csv``, columns variant, concurrency, p50_ms, p95_ms, p99_ms, rps, failures):
 
-* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.pipeline.recommend``),
+* ``plain``: the same models behind ONE FastAPI/uvicorn process (``graphrec_ray.serving.request_path.recommend``),
   the baseline of the collocated topology;
 * ``collocated``: ``serve_app.app.build_graph`` with ``topology=collocated`` (ServeConfig's replicas/CPUs);
   ``collocated_1r``: the same with one replica (how the default replica count was chosen);
@@ -59,7 +59,7 @@ GROUPS = {
 # route prefix -> ServeConfig overrides of that Serve application (noop is built separately)
 SERVE_VARIANTS = {"collocated": ["topology=collocated"], "graph": ["topology=graph"],
                   "collocated_1r": ["topology=collocated", "collocated.num_replicas=1"]}
-EMBEDDED_RANKER = "graphrec_ray.serving.baseline_ranker:EmbeddingRanker.load"
+EMBEDDED_RANKER = "graphrec_ray.ranking.embedding_ranker:EmbeddingRanker.load"
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -167,8 +167,8 @@ def plain_app(cfg: Any, run_dir: str) -> Any:
     from fastapi.responses import JSONResponse
 
     from graphrec_ray.serving.cache import EmbeddingCache
-    from graphrec_ray.serving.pipeline import parse_k, parse_user_id, recommend
-    from graphrec_ray.serving.versioned import load_version
+    from graphrec_ray.serving.request_path import parse_k, parse_user_id, recommend
+    from graphrec_ray.serving.versions import load_version
 
     import faiss
 
@@ -382,7 +382,7 @@ def _run_all(args: argparse.Namespace) -> tuple[dict[str, Any], argparse.Namespa
             args.overrides = [f"ranker_loader={EMBEDDED_RANKER}", *args.overrides]
         else:
             run_dir = Path(args.run_dir).resolve()
-        from graphrec_ray.serving.versioned import load_ids
+        from graphrec_ray.serving.versions import load_ids
 
         users = load_ids(run_dir).user_map.raw_ids
         rng = np.random.default_rng(0)

@@ -78,7 +78,7 @@ def in_process(args: argparse.Namespace, users: np.ndarray) -> dict[str, Any]:
     from fastapi.encoders import jsonable_encoder
     from fastapi.responses import JSONResponse
 
-    from graphrec_ray.serving.metrics import ServingMetrics
+    from graphrec_ray.serving.telemetry import ServingMetrics
     from serve_app.app import load_serve_config
     from serve_app.collocated import Recommender
     from serve_app.metrics_ray import RayBackend

@@ -185,7 +185,7 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
           lambda: jobs.train_ranker.run(rank_cfg, run_dir))
     if serve_smoke > 0:
         import jobs.serve
-        from graphrec_ray.serving.versioned import version_id
+        from graphrec_ray.serving.versions import version_id
 
         serve_yaml = config_dir / "serve.yaml"
         serve_args = ["--run-dir", str(run_dir), "--smoke", str(serve_smoke), "--config", str(serve_yaml),

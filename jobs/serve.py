@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from graphrec_ray.errors import UserError
-from graphrec_ray.serving.versioned import load_ids, version_id
+from graphrec_ray.serving.versions import load_ids, version_id
 from jobs.common import init_ray, make_parser, verbose_logs
 
 APP_NAME = "graphrec"

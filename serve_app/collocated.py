@@ -3,7 +3,7 @@
 It is scaled as a unit (``ServeConfig.collocated``) and serves the same endpoints, response body, cache, cold
 start, reranking ``user_config``, health checks, versioned reload and metrics as the graph
 (:mod:`serve_app.deployments`), through the same request-path function,
-:func:`graphrec_ray.serving.pipeline.recommend`. Each replica holds whole :class:`ModelVersion` objects behind one
+:func:`graphrec_ray.serving.request_path.recommend`. Each replica holds whole :class:`ModelVersion` objects behind one
 :class:`VersionSlot`: a request reads the slot once, so it never mixes versions, and a reload loads the new
 version beside the current one before the single swap.
 
@@ -23,8 +23,9 @@ from graphrec_ray.errors import DataError
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.ranking.context import RequestContext
-from graphrec_ray.serving.pipeline import lookup_item, lookup_user, pair_candidates, rank, recommend
-from graphrec_ray.serving.versioned import ModelVersion, VersionSlot, load_version, resolve_loader
+from graphrec_ray.serving.request_path import lookup_item, lookup_user, pair_candidates, rank, recommend
+from graphrec_ray.serving.version_slots import VersionSlot
+from graphrec_ray.serving.versions import ModelVersion, load_version, resolve_loader
 from serve_app.http_front import HttpFront, apply_rerank_user_config, logger, make_api
 from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route
 from serve_app.metrics_ray import replica_metrics

@@ -1,9 +1,9 @@
 """The graph topology: FastAPI ingress → Retrieval → Ranking (batched) → Reranking, each scaled on its own.
 
-Each stage wraps the plain functions of :mod:`graphrec_ray.serving.pipeline` (the same ones the collocated
+Each stage wraps the plain functions of :mod:`graphrec_ray.serving.request_path` (the same ones the collocated
 topology, :mod:`serve_app.collocated`, calls in-process) and keeps its own part of each model version in a
-:class:`~graphrec_ray.serving.versioned.PartCache`. The ingress captures the current version (one reference,
-:class:`~graphrec_ray.serving.versioned.VersionSlot`) once per request and passes its :class:`VersionRef` to every
+:class:`~graphrec_ray.serving.version_slots.PartCache`. The ingress captures the current version (one reference,
+:class:`~graphrec_ray.serving.version_slots.VersionSlot`) once per request and passes its :class:`VersionRef` to every
 stage, so a request never mixes versions. Every replica (stages included) follows the application's version board
 (:mod:`serve_app.version_pointer`): a reload loads the new part in every replica before any ingress switches.
 
@@ -33,14 +33,14 @@ from graphrec_ray.ids import UNKNOWN
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.metrics import ServingMetrics
-from graphrec_ray.serving.pipeline import (
+from graphrec_ray.serving.telemetry import ServingMetrics
+from graphrec_ray.serving.request_path import (
     Candidates, Reranked, Scored, lookup_item, lookup_user, pair_candidates, rank, rerank, response_body,
     retrieve_batch,
 )
-from graphrec_ray.serving.versioned import (
-    IdPart, PartCache, VersionSlot, load_ids, load_ranking_part, load_rerank_part, load_retrieval_part,
-    resolve_loader, version_id,
+from graphrec_ray.serving.version_slots import PartCache, VersionSlot
+from graphrec_ray.serving.versions import (
+    IdPart, load_ids, load_ranking_part, load_rerank_part, load_retrieval_part, resolve_loader, version_id,
 )
 from serve_app.http_front import HttpFront, apply_rerank_user_config, make_api
 from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route

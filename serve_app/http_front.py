@@ -1,7 +1,7 @@
 """The HTTP API both topologies serve: ``GET /recommend/{user_id}?k=10``, ``/health``, ``/metrics``, ``POST /reload``.
 
 :class:`HttpFront` holds everything that is not topology-specific: input parsing (400s), the response body
-(:func:`graphrec_ray.serving.pipeline.response_body`), metrics, health and the guarded reload. A topology only
+(:func:`graphrec_ray.serving.request_path.response_body`), metrics, health and the guarded reload. A topology only
 says how one request is answered (:meth:`HttpFront.answer`) and how a version is loaded and switched
 (:meth:`HttpFront.prepare`, :meth:`HttpFront.commit`). :func:`make_api` makes one FastAPI app per deployment
 class with the same routes (Serve's ingress rewrites an app's routes for the class it wraps).
@@ -27,9 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graphrec_ray.errors import DataError
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.metrics import ServingMetrics
-from graphrec_ray.serving.pipeline import parse_k, parse_user_id
-from graphrec_ray.serving.versioned import version_id
+from graphrec_ray.serving.telemetry import ServingMetrics
+from graphrec_ray.serving.request_path import parse_k, parse_user_id
+from graphrec_ray.serving.versions import version_id
 from serve_app.openapi import RESPONSES, TOKEN_HEADER, ReloadRequest, openapi_document, serving_config
 from serve_app.version_pointer import CORRUPT, Board
 

@@ -5,7 +5,7 @@ it was clicked). The replica that receives it scores the same (user, item) pair 
 now (as ``/recommend`` would; an unknown user gets the cold-start prior) and records ``(p_click, clicked)``:
 ``graphrec_feedback_total{clicked}`` and ``graphrec_feedback_predicted_click_total`` (cluster-wide windows in
 PromQL), and the replica's last-``window`` gauges ``graphrec_calibration_{predicted,observed,drift}``
-(:mod:`graphrec_ray.serving.metrics`). Answers 200 ``{"status", "model_version", "p_click", "window"}``, 400 for
+(:mod:`graphrec_ray.serving.telemetry`). Answers 200 ``{"status", "model_version", "p_click", "window"}``, 400 for
 a malformed body or an item the served version does not know.
 
 :class:`FeedbackFront` is a mixin for :class:`serve_app.http_front.HttpFront` subclasses; they implement

@@ -1,6 +1,6 @@
 """The serving metrics through ``ray.serve.metrics``: Ray's metrics agent exports them for the whole cluster.
 
-Each metric of :data:`graphrec_ray.serving.metrics.SPECS` becomes a ``ray.serve.metrics`` Counter, Gauge or
+Each metric of :data:`graphrec_ray.serving.telemetry.SPECS` becomes a ``ray.serve.metrics`` Counter, Gauge or
 Histogram of the same name; inside a replica Serve adds the ``application``, ``deployment`` and ``replica`` tags,
 and Prometheus sees ``ray_<name>`` (counters ``ray_<name>_total``) on each node's metrics export port. This is
 where the service's numbers come from (the Ray dashboard's Metrics tab, Grafana, Prometheus); ``GET /metrics``
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphrec_ray.serving.metrics import COUNTER, GAUGE, SPECS, MetricSpec, ServingMetrics
+from graphrec_ray.serving.telemetry import COUNTER, GAUGE, SPECS, MetricSpec, ServingMetrics
 
 
 class RayBackend:

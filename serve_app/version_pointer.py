@@ -35,7 +35,7 @@ CORRUPT = "model files do not match their manifest checksums (corrupt or truncat
 def failure_reason(exc: BaseException) -> str:
     """What a client may read about a failed load: :data:`CORRUPT` for a checksum mismatch, else the exception's
     class name (never its message, which names server paths)."""
-    from graphrec_ray.serving.versioned import CorruptArtifact
+    from graphrec_ray.serving.versions import CorruptArtifact
 
     return CORRUPT if isinstance(exc, CorruptArtifact) else type(exc).__name__
 
@@ -48,7 +48,7 @@ class VersionBoard:
 
     Args:
         run_dir: the run directory the application was built with (version 0).
-        version: its version id (:func:`graphrec_ray.serving.versioned.version_id`).
+        version: its version id (:func:`graphrec_ray.serving.versions.version_id`).
         member_ttl_s: a replica that has not called the board for this long (and is not waiting in
             :meth:`watch`) counts as gone; default 30 s, three missed 10 s watches.
         clock: monotonic clock (tests pass a fake one).

@@ -2,7 +2,7 @@
 
 Policies (:class:`ArmSpec`) replay the Serve app's reranking (:func:`graphrec_ray.rerank.scalarize.scalarize`, then
 :func:`graphrec_ray.rerank.mmr.mmr_select` over the ``top_n_serve`` best, as
-:func:`graphrec_ray.serving.pipeline.rerank` does) on each user's fixed candidates and ranker scores: page 1 is
+:func:`graphrec_ray.serving.request_path.rerank` does) on each user's fixed candidates and ranker scores: page 1 is
 what ``/recommend?k=10`` returns; page ``p + 1`` is the same call on the candidates not served yet. Users respond
 by :mod:`graphrec_ray.evaluation.user_response` (clicks, watch and session ends from the simulator's truth).
 

@@ -2,8 +2,8 @@
 
 The Pareto sweep, the mock A/B test and the off-policy evaluation all ask "what would users get if we served
 policy X?". They share one fixed input, computed ONCE by the same request-path code the Serve app runs
-(:func:`graphrec_ray.serving.pipeline.retrieve_batch` with an in-process embedding cache, no Redis, then
-:func:`graphrec_ray.serving.pipeline.rank` with the run's ranker), so any reranking policy can be replayed on it
+(:func:`graphrec_ray.serving.request_path.retrieve_batch` with an in-process embedding cache, no Redis, then
+:func:`graphrec_ray.serving.request_path.rank` with the run's ranker), so any reranking policy can be replayed on it
 without touching the models again.
 
 Fields of :class:`DecisionData` (``U`` evaluation users, ``K`` candidates per user, ``n_items`` catalogue size):
@@ -16,7 +16,7 @@ Fields of :class:`DecisionData` (``U`` evaluation users, ``K`` candidates per us
 * ``true_click`` ``(U, K)`` float64: the true click probability (``watch_ratio >= 0.5``).
 * ``true_value`` ``(U, K)`` float64: the true expected value (``log1p`` of the watch ratio).
 * ``item_unit`` ``(n_items, d)`` float32: unit-norm item embeddings, the vectors MMR compares
-  (:class:`graphrec_ray.serving.versioned.RerankPart`).
+  (:class:`graphrec_ray.serving.versions.RerankPart`).
 * ``item_category`` ``(n_items,)`` int64: each item's primary category (first tag of ``item_categories.feat``;
   -1 when the item has none).
 * ``item_raw`` ``(n_items,)`` int64: raw ``video_id`` of each item index.
@@ -177,7 +177,7 @@ def primary_categories(data_dir: str | Path, item_raw: np.ndarray) -> np.ndarray
 
 
 def _ranker_loader(spec: str, data_dir: Path | None) -> Callable[[Path], Any]:
-    from graphrec_ray.serving.versioned import resolve_loader
+    from graphrec_ray.serving.versions import resolve_loader
 
     loader = resolve_loader(spec)
     if data_dir is not None and "data_dir" in inspect.signature(loader).parameters:
@@ -248,8 +248,8 @@ def build_decision_data(run_dir: str | Path, data_dir: str | Path | None = None,
     from graphrec_ray.ranking.context import RequestContext
     from graphrec_ray.serving.cache import EmbeddingCache
     from graphrec_ray.serving.config import ServeConfig
-    from graphrec_ray.serving.pipeline import Candidates, rank, retrieve_batch
-    from graphrec_ray.serving.versioned import load_version
+    from graphrec_ray.serving.request_path import Candidates, rank, retrieve_batch
+    from graphrec_ray.serving.versions import load_version
     from graphrec_ray.sources.simulator.ground_truth import GT_DIR, GroundTruth
 
     run_dir = Path(run_dir)

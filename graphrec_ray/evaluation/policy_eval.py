@@ -3,7 +3,7 @@
 A setting is what the Reranking deployment's ``user_config`` changes: ``w_engagement``, ``w_value``,
 ``lambda_diversity`` and the MMR pool (``top_n_serve``). For every user of a
 :class:`graphrec_ray.evaluation.decision_data.DecisionData` the candidates are reranked exactly as
-:func:`graphrec_ray.serving.pipeline.rerank` does (:func:`graphrec_ray.rerank.scalarize.scalarize`, then
+:func:`graphrec_ray.serving.request_path.rerank` does (:func:`graphrec_ray.rerank.scalarize.scalarize`, then
 :func:`graphrec_ray.rerank.mmr.mmr_select` over the unit item embeddings) into a top-``k`` list (``k = 10``), and
 the list is scored with the ground truth, never with the model's own predictions:
 

@@ -7,7 +7,6 @@ proxy that the test can cut, to simulate Redis going down mid-test.
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import threading
 import time
@@ -24,8 +23,8 @@ from graphrec_ray.errors import UserError
 from graphrec_ray.rerank.mmr import intra_list_diversity
 from graphrec_ray.serving.cache import EmbeddingCache, make_redis_client
 from graphrec_ray.serving.config import CacheConfig, ServeConfig
-from graphrec_ray.serving.pipeline import recommend
-from graphrec_ray.serving.versioned import load_version, version_id
+from graphrec_ray.serving.request_path import recommend
+from graphrec_ray.serving.versions import load_version, version_id
 from tests.net import free_port
 from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir
 

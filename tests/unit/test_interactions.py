@@ -2,7 +2,7 @@
 through retrieval (``Recommender.recommend``), evaluation (the protocols) and serving (``remove_seen``).
 
 Regression for issue 9: seen items were implemented three times (``retrieval/base.py``, ``evaluation/metrics.py``,
-``serving/pipeline.py``) with two policies that disagreed silently; now each purpose names its policy and all
+``serving/request_path.py``) with two policies that disagreed silently; now each purpose names its policy and all
 three removal shapes are checked against the same known answers here.
 """
 

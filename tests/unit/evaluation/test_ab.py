@@ -12,7 +12,7 @@ from graphrec_ray.evaluation.ab import (ABConfig, ArmSpec, PolicyInputs, assign_
                                         serve_feed, welch_test)
 from graphrec_ray.evaluation.user_response import ResponseModel, simulate_sessions
 from graphrec_ray.rerank.scalarize import scalarize
-from graphrec_ray.serving.pipeline import Scored, rerank
+from graphrec_ray.serving.request_path import Scored, rerank
 from graphrec_ray.sources.simulator.ground_truth import expected_log1p_watch_ratio, p_watch_at_least
 
 

@@ -17,7 +17,7 @@ from graphrec_ray.evaluation.decision_data import (TRUTH_SIMULATOR, TRUTH_SMALL_
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.schema import INTERACTIONS
-from graphrec_ray.serving.baseline_ranker import EmbeddingRanker
+from graphrec_ray.ranking.embedding_ranker import EmbeddingRanker
 from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.sources.simulator.ground_truth import GroundTruth
 from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir

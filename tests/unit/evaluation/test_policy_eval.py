@@ -7,8 +7,8 @@ import pytest
 
 from graphrec_ray.evaluation.policy_eval import PolicyEvaluator, RerankSetting, category_diversity, coverage
 from graphrec_ray.rerank.scalarize import DEFAULT_VALUE_SCALE, scalarize
-from graphrec_ray.serving.pipeline import Scored, rerank
-from graphrec_ray.serving.versioned import RerankPart
+from graphrec_ray.serving.request_path import Scored, rerank
+from graphrec_ray.serving.versions import RerankPart
 from tests.unit.evaluation.planted_decision import U, planted
 
 

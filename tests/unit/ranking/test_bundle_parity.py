@@ -92,8 +92,8 @@ def test_run_dir_serves_after_the_raw_data_folder_is_deleted(trained_like_run: P
     from graphrec_ray.index.config import IndexConfig
     from graphrec_ray.serving.cache import EmbeddingCache
     from graphrec_ray.serving.config import ServeConfig
-    from graphrec_ray.serving.pipeline import recommend
-    from graphrec_ray.serving.versioned import load_version
+    from graphrec_ray.serving.request_path import recommend
+    from graphrec_ray.serving.versions import load_version
     from jobs import build_index
 
     before = RankerBundle.load(trained_like_run, torch_threads=0)

@@ -23,7 +23,7 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import write_manifest
 from graphrec_ray.schema import INTERACTIONS, ITEM_PROPENSITY
 
-RANKER = "graphrec_ray.serving.baseline_ranker:EmbeddingRanker.load"
+RANKER = "graphrec_ray.ranking.embedding_ranker:EmbeddingRanker.load"
 USER_RAW = lambda idx: 1000 + 7 * np.asarray(idx, dtype=np.int64)  # noqa: E731
 ITEM_RAW = lambda idx: 50000 + 3 * np.asarray(idx, dtype=np.int64)  # noqa: E731
 

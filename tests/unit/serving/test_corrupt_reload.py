@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from graphrec_ray.layout import RunLayout
-from graphrec_ray.serving.versioned import CorruptArtifact, load_version, verify_files, version_id
+from graphrec_ray.serving.versions import CorruptArtifact, load_version, verify_files, version_id
 from serve_app.collocated import Recommender
 from serve_app.deployments import RankingStage, RerankingStage, RetrievalStage
 from serve_app.version_pointer import CORRUPT, VersionBoard, follow

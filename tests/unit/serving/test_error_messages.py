@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.pipeline import parse_k, parse_user_id
+from graphrec_ray.serving.request_path import parse_k, parse_user_id
 from serve_app.collocated import Recommender
 
 from .planted import RANKER, make_run_dir

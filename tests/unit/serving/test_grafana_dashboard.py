@@ -1,7 +1,7 @@
 """The Grafana dashboard queries only metrics the code defines, and shows every one of them.
 
 The dashboard (``configs/grafana/graphrec_serving.json``) reads Ray's metrics export, where a metric ``name`` of
-:data:`graphrec_ray.serving.metrics.SPECS` appears as ``ray_name`` (counters ``ray_name_total``, histograms
+:data:`graphrec_ray.serving.telemetry.SPECS` appears as ``ray_name`` (counters ``ray_name_total``, histograms
 ``ray_name_bucket``/``_count``/``_sum``); ``serve_app.metrics_ray.RayBackend`` registers exactly those names.
 """
 
@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from graphrec_ray.serving.metrics import RAY_PREFIX, SPECS, exported_series
+from graphrec_ray.serving.telemetry import RAY_PREFIX, SPECS, exported_series
 
 DASHBOARD = Path(__file__).resolve().parents[3] / "configs" / "grafana" / "graphrec_serving.json"
 NAME = re.compile(r"\b(ray_[a-zA-Z_:][a-zA-Z0-9_:]*)")
@@ -29,7 +29,7 @@ def test_every_queried_metric_exists_in_code() -> None:
     assert len(exprs) >= 10
     queried = {n for e in exprs for n in NAME.findall(e)}
     assert queried, "the dashboard queries no ray_ metric"
-    assert queried <= exported_series(), f"not defined in graphrec_ray/serving/metrics.py: {queried - exported_series()}"
+    assert queried <= exported_series(), f"not defined in graphrec_ray/serving/telemetry.py: {queried - exported_series()}"
 
 
 def test_every_metric_of_the_catalogue_is_on_the_dashboard() -> None:

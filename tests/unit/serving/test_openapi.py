@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import types
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI

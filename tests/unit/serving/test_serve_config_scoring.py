@@ -16,8 +16,8 @@ import pytest
 from graphrec_ray.config import load_config
 from graphrec_ray.errors import ConfigError
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.pipeline import Scored, rerank
-from graphrec_ray.serving.versioned import RerankPart
+from graphrec_ray.serving.request_path import Scored, rerank
+from graphrec_ray.serving.versions import RerankPart
 
 SEED_BLOCK = "w_engagement: 0.6\nw_revenue: 0.4\nlambda_diversity: 0.3\ntop_n_serve: 10\n"
 

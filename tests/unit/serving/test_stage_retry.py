@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
 from ray.exceptions import RayActorError
 
 from serve_app.deployments import GraphFront

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.versioned import resolve_loader, version_id
+from graphrec_ray.serving.versions import resolve_loader, version_id
 from serve_app.collocated import Recommender
 from serve_app.deployments import GraphFront, RankingStage, RerankingStage, RetrievalStage
 from serve_app.http_front import BAD_RUN_DIR, TOKEN_HEADER

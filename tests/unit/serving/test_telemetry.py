@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from graphrec_ray.serving.metrics import ServingMetrics
+from graphrec_ray.serving.telemetry import ServingMetrics
 
 
 def _value(text: str, name: str) -> float:

@@ -5,14 +5,8 @@ A *version* is one run directory: its user/item id maps, user and item embedding
 cold-start priors). Its id, :func:`version_id`, is a digest of the stage manifests, so two directories with the
 same artifacts share an id and a changed artifact gives a new one.
 
-Switching versions never mixes them within a request:
-
-* :class:`VersionSlot` holds the current version behind ONE reference; a request reads it once
-  (:meth:`VersionSlot.get`) and carries that object (or its id) through every stage; a reload builds the new
-  version completely beside the old one and then replaces the reference (a single assignment).
-* In the Ray Serve graph each deployment loads only its part of a version; :class:`PartCache` keeps up to
-  ``max_loaded`` parts keyed by version id and loads a missing one on demand, so a stage always serves the exact
-  version the ingress captured for that request.
+How a replica holds versions and switches them without mixing them within a request is
+:mod:`graphrec_ray.serving.version_slots`.
 
 Each ``load_*_part`` reads only what its stage needs, so the graph's deployments stay small, and first checks
 those files against the checksums of their stage manifests (:func:`verify_files`): a corrupt, truncated or
@@ -24,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -36,12 +28,12 @@ import pyarrow.parquet as pq
 from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.ids import IdMap
 from graphrec_ray.index.faiss_index import ItemIndex
+from graphrec_ray.interactions import SeenPolicy, load_seen
 from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import MANIFEST_NAME, sha256_file
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.rerank.mmr import unit_rows
 
-T = TypeVar("T")
 
 
 class Ranker(Protocol):
@@ -219,16 +211,6 @@ def load_ids(run_dir: str | Path) -> IdPart:
     return IdPart(IdMap.load(layout.user_map), IdMap.load(layout.item_map))
 
 
-def build_seen_csr(user_idx: np.ndarray, item_idx: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR ``(indptr (n_users+1,), items (nnz,))`` of unique (user, item) pairs, items sorted per user."""
-    pairs = np.unique(np.asarray(user_idx, np.int64) * (1 << 32) + np.asarray(item_idx, np.int64))
-    users = (pairs >> 32).astype(np.int64)
-    items = (pairs & 0xFFFFFFFF).astype(np.int32)
-    indptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.add.at(indptr, users + 1, 1)
-    return np.cumsum(indptr), items
-
-
 def load_retrieval_part(run_dir: str | Path, seen_splits: tuple[str, ...] = ("train", "val", "test"),
                         cold_start_pool: int = 200) -> RetrievalPart:
     """User embeddings, FAISS index (checked against the embedding version), seen-item CSR, popular items."""
@@ -238,16 +220,8 @@ def load_retrieval_part(run_dir: str | Path, seen_splits: tuple[str, ...] = ("tr
     index = ItemIndex.load(layout.index, expect_embedding_version=_embedding_version(layout))
     if index.dim != user_emb.shape[1]:
         raise DataError(f"index dim {index.dim} != user embedding dim {user_emb.shape[1]}")
-    users, items = [], []
-    for split in seen_splits:
-        cols = _read_columns(layout.split(split), ["user_idx", "item_idx"])
-        users.append(cols["user_idx"])
-        items.append(cols["item_idx"])
-    n_users = user_emb.shape[0]
-    u = np.concatenate(users) if users else np.zeros(0, np.int64)
-    if u.size and (u.min() < 0 or u.max() >= n_users):
-        raise DataError(f"user_idx out of range [0, {n_users}) in {seen_splits}")
-    indptr, seen_items = build_seen_csr(u, np.concatenate(items) if items else np.zeros(0, np.int64), n_users)
+    # serving's seen-item policy, from the one home of it (every row of the given splits)
+    indptr, seen_items = load_seen(layout, user_emb.shape[0], SeenPolicy(tuple(seen_splits)))
     counts = _train_counts(layout, index.ntotal)
     popular = np.lexsort((np.arange(counts.size), -counts))[:cold_start_pool].astype(np.int64)
     return RetrievalPart(user_emb, index, indptr, seen_items, popular)
@@ -308,71 +282,3 @@ def load_version(run_dir: str | Path, ranker_loader: Callable[[Path], Any] | str
 
 
 # ------------------------------------------------------------------------------------- switching
-
-
-class VersionSlot(Generic[T]):
-    """One reference to the current version; reads are a single attribute load, swaps a single store.
-
-    Example::
-
-        >>> slot = VersionSlot("v1")
-        >>> v = slot.get()          # a request captures the version once ...
-        >>> old = slot.swap("v2")   # ... a reload swaps the reference ...
-        >>> v, slot.get()           # ... and the request still holds v1
-        ('v1', 'v2')
-    """
-
-    def __init__(self, initial: T) -> None:
-        self._current = initial
-        self._swap_lock = threading.Lock()
-
-    def get(self) -> T:
-        return self._current
-
-    def swap(self, new: T) -> T:
-        """Make ``new`` current; returns the previous value (reloads are serialised)."""
-        with self._swap_lock:
-            old, self._current = self._current, new
-            return old
-
-
-class PartCache(Generic[T]):
-    """A stage's loaded parts by version id, loading missing ones on demand (thread-safe, LRU-bounded).
-
-    Args:
-        loader: ``run_dir -> part``.
-        max_loaded: parts kept in memory (>= 2, so old and new coexist during a reload).
-    """
-
-    def __init__(self, loader: Callable[[Path], T], max_loaded: int = 2) -> None:
-        self._loader = loader
-        self._max = max(2, int(max_loaded))
-        self._parts: OrderedDict[str, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, vid: str, run_dir: str | Path) -> T:
-        """The part of version ``vid`` (from ``run_dir``), loading it if needed.
-
-        Raises:
-            DataError: ``run_dir`` no longer holds version ``vid`` (its artifacts were replaced in place).
-        """
-        part = self._parts.get(vid)
-        if part is not None:
-            return part
-        with self._lock:  # one load at a time; concurrent requests for the same version wait for it
-            part = self._parts.get(vid)
-            if part is None:
-                found = version_id(run_dir)
-                if found != vid:
-                    raise DataError(f"{run_dir} now holds version {found}, not the requested {vid}")
-                part = self._loader(Path(run_dir))
-                self._parts[vid] = part
-                while len(self._parts) > self._max:
-                    self._parts.popitem(last=False)
-            else:
-                self._parts.move_to_end(vid)
-            return part
-
-    def loaded(self) -> list[str]:
-        """Version ids currently in memory, oldest first."""
-        return list(self._parts)

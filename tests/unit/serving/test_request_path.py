@@ -13,11 +13,12 @@ from graphrec_ray.errors import DataError, UserError
 from graphrec_ray.rerank.mmr import intra_list_diversity
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.pipeline import (
+from graphrec_ray.serving.version_slots import PartCache, VersionSlot
+from graphrec_ray.serving.request_path import (
     lookup_user, parse_k, parse_user_id, recommend, remove_seen, retrieve_batch,
 )
-from graphrec_ray.serving.versioned import (
-    ModelVersion, PartCache, VersionSlot, load_rerank_part, load_version, resolve_loader, version_id,
+from graphrec_ray.serving.versions import (
+    ModelVersion, load_rerank_part, load_version, resolve_loader, version_id,
 )
 from tests.unit.serving.planted import ITEM_RAW, RANKER, USER_RAW, Planted, make_run_dir
 
@@ -92,7 +93,7 @@ def test_unknown_user_gets_diverse_popular_cold_start(planted: Planted) -> None:
 
 
 def test_cold_start_pool_is_the_most_exposed_items(planted: Planted, tmp_path: Path) -> None:
-    from graphrec_ray.serving.versioned import load_retrieval_part
+    from graphrec_ray.serving.versions import load_retrieval_part
 
     part = load_retrieval_part(planted.run_dir, cold_start_pool=10)
     expected = np.lexsort((np.arange(120), -planted.train_count))[:10]
@@ -172,6 +173,6 @@ def test_part_cache_loads_once_bounds_memory_and_detects_replaced_dir(planted: P
 
 def test_resolve_loader_errors() -> None:
     assert callable(resolve_loader(RANKER))
-    for bad in ("nocolon", "no_such_module_xyz:f", "graphrec_ray.serving.baseline_ranker:Missing"):
+    for bad in ("nocolon", "no_such_module_xyz:f", "graphrec_ray.ranking.embedding_ranker:Missing"):
         with pytest.raises(UserError):
             resolve_loader(bad)

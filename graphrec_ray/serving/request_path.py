@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from graphrec_ray.ids import UNKNOWN
+from graphrec_ray.interactions import remove_seen  # the one removal step (also imported from here by tests)
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.rerank.mmr import mmr_select
 from graphrec_ray.rerank.scalarize import scalarize
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
-from graphrec_ray.serving.versioned import IdPart, ModelVersion, RankingPart, RerankPart, RetrievalPart
+from graphrec_ray.serving.versions import IdPart, ModelVersion, RankingPart, RerankPart, RetrievalPart
 
 
 @dataclass(frozen=True)
@@ -141,24 +142,6 @@ def faiss_candidates(part: RetrievalPart, user_emb: np.ndarray, user_idx: np.nda
     """
     n_seen = max((part.seen(int(u)).size for u in user_idx), default=0)
     return part.index.search(user_emb, k_candidates + n_seen)
-
-
-def remove_seen(item_idx: np.ndarray, seen_sorted: np.ndarray) -> np.ndarray:
-    """Drop already-seen items (and FAISS's ``-1`` padding) from ranked ``item_idx`` ``(K,)``, keeping order.
-
-    Args:
-        item_idx: ``(K,)`` candidate item indices, best first.
-        seen_sorted: ``(S,)`` sorted item indices the user has already interacted with.
-
-    Returns:
-        ``(K',)`` int64 unseen candidates in the original order.
-    """
-    ids = np.asarray(item_idx, dtype=np.int64)
-    ids = ids[ids >= 0]
-    if seen_sorted.size == 0 or ids.size == 0:
-        return ids
-    pos = np.minimum(np.searchsorted(seen_sorted, ids), seen_sorted.size - 1)
-    return ids[seen_sorted[pos] != ids]
 
 
 def cold_start_candidates(part: RetrievalPart) -> np.ndarray:
