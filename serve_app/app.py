@@ -32,6 +32,7 @@ from graphrec_ray.serving.config import ServeConfig
 from serve_app.collocated import Collocated
 from serve_app.deployments import Ingress, Ranking, Reranking, Retrieval
 from serve_app.http_front import RERANK_KNOBS
+from serve_app.loaders import loaders_from
 
 DEFAULT_CONFIG = "configs/serve.yaml"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # relative app args resolve here, wherever the app is built
@@ -100,15 +101,16 @@ def build_graph(cfg: ServeConfig, run_dir: str | Path, ranker_loader: Callable[[
     board = board_key or uuid.uuid4().hex[:12]
     logging_config = {"enable_access_log": cfg.access_log}
     user_config = {**rerank_user_config(cfg), **(reranking_user_config or {})}
+    loaders = loaders_from(cfg, ranker_loader)  # deployments get their loaders and cache from here, not from cfg
     if cfg.topology == "collocated":
         opts = {**cfg.collocated.serve_options(), "user_config": user_config}
-        return Collocated.options(**opts, logging_config=logging_config).bind(cfg, str(rd), ranker_loader, board)
+        return Collocated.options(**opts, logging_config=logging_config).bind(cfg, str(rd), loaders, board)
     retrieval = Retrieval.options(**cfg.retrieval.serve_options(), logging_config=logging_config).bind(
-        cfg, str(rd), board)
+        cfg, str(rd), loaders, board)
     ranking = Ranking.options(**cfg.ranking.serve_options(), logging_config=logging_config).bind(
-        cfg, str(rd), ranker_loader, board)
+        cfg, str(rd), loaders, board)
     reranking = Reranking.options(**cfg.reranking.serve_options(), user_config=user_config,
-                                  logging_config=logging_config).bind(cfg, str(rd), board)
+                                  logging_config=logging_config).bind(cfg, str(rd), loaders, board)
     return Ingress.options(**cfg.ingress.serve_options(), logging_config=logging_config).bind(
         retrieval, ranking, reranking, cfg, str(rd), board)
 

@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ray import serve
 
 from graphrec_ray.errors import DataError
-from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.serving.request_path import lookup_item, lookup_user, pair_candidates, rank, recommend
 from graphrec_ray.serving.version_slots import VersionSlot
-from graphrec_ray.serving.versions import ModelVersion, load_version, resolve_loader
+from graphrec_ray.serving.versions import ModelVersion
+from serve_app.loaders import Loaders, loaders_from
 from serve_app.http_front import HttpFront, apply_rerank_user_config, logger, make_api
 from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route
 from serve_app.metrics_ray import replica_metrics
@@ -38,23 +38,23 @@ class Recommender(FeedbackFront, HttpFront):
     Args:
         cfg: serving configuration (reranking knobs are replaced live by :meth:`reconfigure`).
         run_dir: run directory of the first version (absolute).
-        ranker_loader: ``run_dir -> ranker``; ``None`` uses ``cfg.ranker_loader``.
+        loaders: how versions and the cache are made, from the builder (:func:`serve_app.loaders.loaders_from`);
+            ``None`` builds them from ``cfg``.
     """
 
     topology = "collocated"
 
-    def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None) -> None:
+    def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None) -> None:
         self.init_front(cfg)
         self.init_feedback()
         self._base_cfg = cfg
-        self._loader = ranker_loader or resolve_loader(cfg.ranker_loader)
-        self.cache = EmbeddingCache.from_config(cfg.cache)
+        self._loaders = loaders or loaders_from(cfg)
+        self.cache = self._loaders.cache()
         self.slot: VersionSlot[ModelVersion] = VersionSlot(self._load(run_dir))
         self._prepared: dict[str, ModelVersion] = {}
 
     def _load(self, run_dir: str | Path, expect: str | None = None) -> ModelVersion:
-        c = self._base_cfg
-        v = load_version(run_dir, self._loader, c.seen_splits, c.cold_start_pool, c.prior_strength)
+        v = self._loaders.version(run_dir)
         if expect is not None and v.version != expect:
             raise DataError(f"{run_dir} now holds version {v.version}, not {expect}")
         return v
@@ -121,10 +121,10 @@ class Recommender(FeedbackFront, HttpFront):
 class Collocated(Recommender):
     """Serve deployment of :class:`Recommender`; follows the application's version board."""
 
-    async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
+    async def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None,
                        board_name: str | None = None) -> None:
         t_start = time.perf_counter()
-        Recommender.__init__(self, cfg, run_dir, ranker_loader)
+        Recommender.__init__(self, cfg, run_dir, loaders)
         self.metrics = replica_metrics()  # this replica's /metrics plus Ray's cluster-wide export
         self.follower: Follower | None = None
         if board_name:

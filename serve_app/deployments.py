@@ -24,14 +24,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError
 
 from graphrec_ray.ids import UNKNOWN
 from graphrec_ray.ranking.context import RequestContext
-from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.serving.telemetry import ServingMetrics
 from graphrec_ray.serving.request_path import (
@@ -40,8 +39,9 @@ from graphrec_ray.serving.request_path import (
 )
 from graphrec_ray.serving.version_slots import PartCache, VersionSlot
 from graphrec_ray.serving.versions import (
-    IdPart, load_ids, load_ranking_part, load_rerank_part, load_retrieval_part, resolve_loader, version_id,
+    IdPart, load_ids, version_id,
 )
+from serve_app.loaders import Loaders, loaders_from
 from serve_app.http_front import HttpFront, apply_rerank_user_config, make_api
 from serve_app.metrics_feedback import FeedbackFront, UnknownItem, add_feedback_route
 from serve_app.metrics_ray import replica_metrics
@@ -113,14 +113,14 @@ class RetrievalStage(_Stage):
 
     stage = "retrieval"
 
-    def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
+    def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None) -> None:
         import faiss
 
         faiss.omp_set_num_threads(cfg.faiss_threads)
         self.cfg = cfg
-        self.parts = PartCache(lambda d: load_retrieval_part(d, cfg.seen_splits, cfg.cold_start_pool),
-                               cfg.max_loaded_versions)
-        self.cache = EmbeddingCache.from_config(cfg.cache)
+        loaders = loaders or loaders_from(cfg)
+        self.parts = PartCache(loaders.retrieval, cfg.max_loaded_versions)
+        self.cache = loaders.cache()
         self.metrics = ServingMetrics()
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
@@ -148,9 +148,8 @@ class RankingStage(_Stage):
 
     stage = "ranking"
 
-    def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None) -> None:
-        loader = ranker_loader or resolve_loader(cfg.ranker_loader)
-        self.parts = PartCache(lambda d: load_ranking_part(d, loader, cfg.prior_strength), cfg.max_loaded_versions)
+    def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None) -> None:
+        self.parts = PartCache((loaders or loaders_from(cfg)).ranking, cfg.max_loaded_versions)
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
     def score_many(self, refs: list[VersionRef], cands: list[Candidates], timestamps: list[float]) -> list[Scored]:
@@ -168,9 +167,9 @@ class RerankingStage(_Stage):
 
     stage = "reranking"
 
-    def __init__(self, cfg: ServeConfig, run_dir: str) -> None:
+    def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None) -> None:
         self._base_cfg = self.cfg = cfg
-        self.parts = PartCache(load_rerank_part, cfg.max_loaded_versions)
+        self.parts = PartCache((loaders or loaders_from(cfg)).rerank, cfg.max_loaded_versions)
         self.warm(make_ref(run_dir))  # the first version loads before the replica takes traffic
 
     def reconfigure(self, user_config: dict | None) -> None:
@@ -295,9 +294,10 @@ class GraphFront(FeedbackFront, HttpFront):
 class Retrieval(RetrievalStage):
     """:class:`RetrievalStage`, requests batched per replica (one cache MGET and one FAISS search)."""
 
-    async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+    async def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None,
+                       board_name: str | None = None) -> None:
         t = time.perf_counter()
-        RetrievalStage.__init__(self, cfg, run_dir)
+        RetrievalStage.__init__(self, cfg, run_dir, loaders)
         self.retrieve.set_max_batch_size(cfg.max_batch_size)
         self.retrieve.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         await self.join_board(board_name, run_dir)
@@ -312,10 +312,10 @@ class Retrieval(RetrievalStage):
 class Ranking(RankingStage):
     """:class:`RankingStage`, requests batched with ``@serve.batch``."""
 
-    async def __init__(self, cfg: ServeConfig, run_dir: str, ranker_loader: Callable[[Path], Any] | None = None,
+    async def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None,
                        board_name: str | None = None) -> None:
         t = time.perf_counter()
-        RankingStage.__init__(self, cfg, run_dir, ranker_loader)
+        RankingStage.__init__(self, cfg, run_dir, loaders)
         self.score.set_max_batch_size(cfg.max_batch_size)
         self.score.set_batch_wait_timeout_s(cfg.batch_wait_timeout_s)
         await self.join_board(board_name, run_dir)
@@ -330,9 +330,10 @@ class Ranking(RankingStage):
 class Reranking(RerankingStage):
     """:class:`RerankingStage` (live knobs through ``user_config``)."""
 
-    async def __init__(self, cfg: ServeConfig, run_dir: str, board_name: str | None = None) -> None:
+    async def __init__(self, cfg: ServeConfig, run_dir: str, loaders: Loaders | None = None,
+                       board_name: str | None = None) -> None:
         t = time.perf_counter()
-        RerankingStage.__init__(self, cfg, run_dir)
+        RerankingStage.__init__(self, cfg, run_dir, loaders)
         await self.join_board(board_name, run_dir)
         self.started(t)
 

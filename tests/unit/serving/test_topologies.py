@@ -13,6 +13,7 @@ import pytest
 
 from graphrec_ray.serving.config import ServeConfig
 from graphrec_ray.serving.versions import resolve_loader, version_id
+from serve_app.loaders import loaders_from
 from serve_app.collocated import Recommender
 from serve_app.deployments import GraphFront, RankingStage, RerankingStage, RetrievalStage
 from serve_app.http_front import BAD_RUN_DIR, TOKEN_HEADER
@@ -199,7 +200,7 @@ def test_a_replica_that_cannot_load_aborts_the_reload_everywhere(runs: tuple[Pla
 
     async def go() -> None:
         board = VersionBoard(str(v1.run_dir), vid1)
-        fronts = [Recommender(cfg, str(v1.run_dir)), Recommender(cfg, str(v1.run_dir), fragile)]
+        fronts = [Recommender(cfg, str(v1.run_dir)), Recommender(cfg, str(v1.run_dir), loaders_from(cfg, fragile))]
         followers = [await follow(board, f.prepare, f.commit, vid1) for f in fronts]
         fronts[0].board = board
         r = await fronts[0].reload(FakeRequest({"run_dir": str(v2.run_dir)}, "s3cret"))
