@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(out["seconds"].values())
     skipped = f"; up to date: {', '.join(out['skipped'])}" if out["skipped"] else ""
     print(f"\n=== pipeline done: {total:.0f}s{skipped} ===")
-    print("stages:    " + ", ".join(f"{k} {v:.0f} s" for k, v in out["seconds"].items()))
+    ran = ", ".join(f"{k} {v:.0f} s" for k, v in out["seconds"].items())
+    print(f"stages:    {ran or 'none run (all up to date)'}")
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlruns').resolve()}/mlflow.db"
     lines = [("results", f"{report['files'][1]}  (graphrec report --run-dir {args.run_dir})"),
              ("serve it", f"graphrec serve --run-dir {args.run_dir}   then GET /recommend/<user_id>?k=10"),
