@@ -119,7 +119,7 @@ def child(mode: str, data_dir: Path, out_dir: Path, num_cpus: int) -> dict[str, 
 
     from jobs.preprocess import run as run_job
 
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False

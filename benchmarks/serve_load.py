@@ -145,7 +145,7 @@ def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
 
     from serve_app.app import build_graph
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never join another cluster
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(_noop_app(), name="noop", route_prefix="/noop")
