@@ -27,7 +27,7 @@ graph p50 <= 1.3x noop.
     python benchmarks/serve_load.py                                      # synthetic KuaiRec-size run dir
 
 Writes ``outputs/serve_latency.csv`` and ``outputs/serve_load.json`` (ratios with intervals). Each group's
-cluster is ``ray.init(num_cpus=4)`` (logical CPUs).
+cluster is ``ray.init(num_cpus=8)`` (logical CPUs).
 """
 
 from __future__ import annotations
@@ -145,7 +145,9 @@ def child(group: str, run_dir: str, port: int, overrides: list[str]) -> None:
 
     from serve_app.app import build_graph
 
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)  # never join another cluster
+    # 8 logical CPUs: every variant (graph: 4 stages x 2 replicas x 0.2 CPU, collocated 2 x 0.5, the no-op apps) must be
+    # placed at once (with 4 the last app waited forever for resources); a private cluster, never joining another
+    ray.init(address="local", num_cpus=8, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         serve.run(_noop_app(), name="noop", route_prefix="/noop")
