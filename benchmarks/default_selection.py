@@ -27,8 +27,6 @@ Writes ``outputs/default_selection_<param>.csv`` (preset, value, half, metric, e
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 import tempfile
 import time
@@ -49,7 +47,7 @@ from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_unbiased  # noqa: E402
 from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
 from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
-from retrieval_quality import PRESETS, prepare  # noqa: E402
+from retrieval_quality import PRESETS, prepare, write_outputs  # noqa: E402
 
 RULES = (("ge2.0", ">=", 2.0), ("ge0.5", ">=", 0.5))  # selection uses the first
 SELECT_KEY = "ge2.0/recall@20"
@@ -186,12 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["presets"][preset] = entry
     doc["wall_s"] = time.perf_counter() - t0
     out = Path(args.out or f"outputs/default_selection_{args.param}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
+    write_outputs(out, rows, doc, list(rows[0]))
     print(f"\n{doc['wall_s']:.0f} s; wrote {out}.csv / .json")
     return 0
 

@@ -212,6 +212,16 @@ def summarise(preset: str, res: dict[str, Any], seed: int) -> tuple[list[dict[st
     return rows, pairs
 
 
+def write_outputs(out: Path, rows: list[dict[str, Any]], doc: dict[str, Any], keys: list[str]) -> None:
+    """``out``.csv (``rows``, columns ``keys``) and ``out``.json (``doc``), the benchmark's figures."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    out.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
@@ -253,13 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"  ratio {e['ratio']:.2f} [{e['ratio_low']:.2f}, {e['ratio_high']:.2f}]")
     doc["wall_s"] = time.perf_counter() - t_all
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.with_suffix(".csv"), "w", newline="") as f:
-        keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("preset", "model", "metric"), k))
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    out.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
+    write_outputs(out, rows, doc, sorted({k for r in rows for k in r},
+                                         key=lambda k: (k not in ("preset", "model", "metric"), k)))
     print(f"\nwhole sweep {doc['wall_s']:.0f} s; wrote {out}.csv / .json")
     return 0
 
