@@ -11,6 +11,7 @@ a killed worker group from it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -42,7 +43,7 @@ def format_progress(label: str, metrics: dict[str, Any]) -> str:
             parts.append(f"(epoch {float(metrics['epoch']):.1f})")
     elif "epoch" in metrics:
         parts.append(f"epoch {int(metrics['epoch'])}")
-    shown = [k for k in metrics if k == "loss" or k.startswith("val_")][:3]
+    shown = [k for k in metrics if k == "loss" or (k.startswith("val_") and k != "val_s")][:3]  # val_s: seconds
     parts += [f"{k} {float(metrics[k]):.4g}" for k in shown if isinstance(metrics[k], (int, float))]
     return " ".join(parts)
 
@@ -127,6 +128,14 @@ class ProgressRelay:
         self._thread.join(timeout=5)
 
 
+def worker_progress(progress: bool, tcfg: TrainerConfig) -> bool:
+    """Whether rank 0 should draw its own progress bar: only where its output reaches this terminal (in-process
+    local mode, or ``--verbose`` streaming Ray's worker logs); elsewhere :class:`ProgressRelay` shows progress."""
+    from jobs.common import verbose_logs
+
+    return progress and (tcfg.num_workers == 0 or verbose_logs())
+
+
 def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any], tcfg: TrainerConfig,
         storage_path: str | Path, name: str, progress_label: str | None = None) -> Any:
     """Run ``train_loop(loop_config)`` on Ray Train; returns the ``ray.train.Result``.
@@ -137,7 +146,7 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
         tcfg: workers, resources, failure retries, checkpoints kept.
         storage_path: directory for Ray Train run state and checkpoints (absolute path is used).
         name: run name; the same (storage_path, name) resumes from the latest checkpoint.
-        progress_label: print one line per report on this (driver) terminal, prefixed with it
+        progress_label: show the run's latest report on this (driver) terminal, prefixed with it
             (:class:`ProgressRelay`); None: silent.
     """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -148,11 +157,11 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
         use_gpu=tcfg.use_gpu,
         resources_per_worker=None if tcfg.num_workers == 0 else {"CPU": tcfg.cpus_per_worker},
     )
-    relay = (ProgressRelay(Path(storage_path).resolve() / name / PROGRESS_FILE, progress_label)
-             if progress_label else None)
+    storage = Path(storage_path).resolve()
+    relay = ProgressRelay(storage / name / PROGRESS_FILE, progress_label) if progress_label else None
     run_config = RunConfig(
         name=name,
-        storage_path=str(Path(storage_path).resolve()),
+        storage_path=str(storage),
         failure_config=FailureConfig(max_failures=tcfg.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=tcfg.num_to_keep),
         callbacks=[relay.callback()] if relay else None,
@@ -160,10 +169,8 @@ def fit(train_loop: Callable[[dict[str, Any]], None], loop_config: dict[str, Any
     trainer = TorchTrainer(train_loop, train_loop_config=loop_config, scaling_config=scaling, run_config=run_config)
     if tcfg.num_workers == 0:
         # Local mode runs the loop in this process and copies no checkpoint to storage: report() writes them here.
-        _LOCAL.update(root=Path(run_config.storage_path) / name / "local_checkpoints", keep=tcfg.num_to_keep)
-    if relay is None:
-        return trainer.fit()
-    with relay:
+        _LOCAL.update(root=storage / name / "local_checkpoints", keep=tcfg.num_to_keep)
+    with relay or contextlib.nullcontext():
         return trainer.fit()
 
 

@@ -59,14 +59,15 @@ def run(cfg: RankingConfig, run_dir: Path, *, ray_address: str | None = None, pr
             ``ranker-<fingerprint>``: rerunning with the same inputs resumes, changed inputs start afresh.
         track: log to MLflow.
     """
-    from jobs.ray_train import fit, result_state
+    from jobs.ray_train import fit, result_state, worker_progress
 
     layout = RunLayout(Path(run_dir).resolve())
 
     def train_on_ray(cfg: RankingConfig, prepared: Path, fp: str) -> dict[str, Any]:
         if cfg.trainer.num_workers > 0:
             init_ray(ray_address)
-        loop_config = {"cfg": to_dict(cfg), "prepared_dir": str(prepared), "progress": progress, "fingerprint": fp}
+        loop_config = {"cfg": to_dict(cfg), "prepared_dir": str(prepared), "fingerprint": fp,
+                       "progress": worker_progress(progress, cfg.trainer)}
         result = fit(train_loop, loop_config, cfg.trainer, storage_path or layout.ranking_ray_train,
                      name or f"ranker-{fp}", progress_label="train-ranker" if progress else None)
         state = result_state(result)

@@ -95,12 +95,12 @@ def fit_model(name: str, cfg: RetrievalConfig, layout: RunLayout, fixed_steps: i
     Args:
         fixed_steps: skip selection and refit for this many steps (the Tune search's choice).
     """
-    from jobs.ray_train import fit, result_state
+    from jobs.ray_train import fit, result_state, worker_progress
 
     storage = layout.retrieval_checkpoints
     run_name = f"{name}-{resume_key(cfg)}" + (f"-steps{fixed_steps}" if fixed_steps else "")
     loop_cfg = {"cfg": to_dict(cfg), "name": name, "preprocess_dir": str(layout.preprocess.resolve()),
-                "progress": progress, "fixed_steps": fixed_steps}
+                "progress": worker_progress(progress, cfg.trainer), "fixed_steps": fixed_steps}
     result = fit(train_loop, loop_cfg, cfg.trainer, storage, run_name,
                  progress_label=f"train-retrieval {name}" if progress else None)
     state = result_state(result)

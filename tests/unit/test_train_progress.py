@@ -15,7 +15,8 @@ from jobs.ray_train import ProgressRelay, format_progress
 
 
 def test_format_progress_retrieval_and_ranking_rows() -> None:
-    row = {"phase": 0.0, "step": 1200.0, "epoch": 4.06, "loss": 0.3141, "val_recall@20": 0.10412, "samples": 9.0}
+    row = {"phase": 0.0, "step": 1200.0, "epoch": 4.06, "loss": 0.3141, "val_s": 0.009, "val_recall@20": 0.10412,
+           "samples": 9.0}
     assert format_progress("train-retrieval lightgcn_ips", row) == (
         "train-retrieval lightgcn_ips: select step 1200 (epoch 4.1) loss 0.3141 val_recall@20 0.1041")
     assert format_progress("r", {"phase": 1.0, "step": 50.0, "epoch": 1.0, "loss": 0.2}).startswith("r: refit step 50")
