@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from graphrec_ray.ids import UNKNOWN
-from graphrec_ray.interactions import remove_seen  # the one removal step (also imported from here by tests)
+from graphrec_ray.interactions import remove_seen  # the one seen-item removal step
 from graphrec_ray.ranking.context import RequestContext
 from graphrec_ray.rerank.mmr import mmr_select
 from graphrec_ray.rerank.scalarize import scalarize

@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from graphrec_ray.errors import DataError, UserError
+from graphrec_ray.interactions import remove_seen
 from graphrec_ray.rerank.mmr import intra_list_diversity
 from graphrec_ray.serving.cache import EmbeddingCache
 from graphrec_ray.serving.config import ServeConfig
+from graphrec_ray.serving.request_path import lookup_user, parse_k, parse_user_id, recommend, retrieve_batch
 from graphrec_ray.serving.version_slots import PartCache, VersionSlot
-from graphrec_ray.serving.request_path import (
-    lookup_user, parse_k, parse_user_id, recommend, remove_seen, retrieve_batch,
-)
 from graphrec_ray.serving.versions import (
     ModelVersion, load_rerank_part, load_version, resolve_loader, version_id,
 )
