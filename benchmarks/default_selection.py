@@ -61,7 +61,7 @@ def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
     return mask
 
 
-def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, thresholds: list[Any], seed: int,
+def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, candidates: list[Any], seed: int,
                scale: dict[str, Any]) -> dict[str, Any]:
     """Per-value per-user metrics on one preset; returns ``{"users", "select", "values": {value: {key: (n,)}}}``.
     The value ``"popularity"`` of ``--param model`` is most-popular over the training + validation positives."""
@@ -70,36 +70,36 @@ def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, thresh
     values: dict[Any, dict[str, np.ndarray]] = {}
     info: dict[Any, dict[str, Any]] = {}
     users = None
-    for thr in thresholds:
+    for cand in candidates:
         t = time.perf_counter()
-        is_pop = param == "model" and thr == "popularity"
-        c = replace(cfg, seed=seed) if is_pop else replace(cfg, seed=seed, **{param: thr})
+        is_pop = param == "model" and cand == "popularity"
+        c = replace(cfg, seed=seed) if is_pop else replace(cfg, seed=seed, **{param: cand})
         if is_pop:
             score = MostPopular().fit(seen.relevant(">=", c.positive_threshold)).score
             st = {"selected_step": 0}
         else:
             st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
             score = EmbeddingRecommender(st["user"], st["item"]).score
-        values[thr] = {}
+        values[cand] = {}
         for name, op, rel in RULES:
             m = per_user_unbiased(score, inputs["eval_small"], seen, op, rel)
             users = m["users"] if users is None else users
             assert np.array_equal(users, m["users"])
-            values[thr].update({f"{name}/{k}": v for k, v in m.items() if k != "users"})
-        info[thr] = {"train_s": time.perf_counter() - t, "selected_step": st["selected_step"],
+            values[cand].update({f"{name}/{k}": v for k, v in m.items() if k != "users"})
+        info[cand] = {"train_s": time.perf_counter() - t, "selected_step": st["selected_step"],
                      "n_train_pos": int(len(inputs["train"].relevant(">=", c.positive_threshold)))}
     assert users is not None
     return {"users": users, "select": selection_half(users, seed), "values": values, "info": info}
 
 
-def normalised_scores(res: dict[str, dict[str, Any]], thresholds: list[Any]) -> dict[Any, float]:
+def normalised_scores(res: dict[str, dict[str, Any]], candidates: list[Any]) -> dict[Any, float]:
     """Mean over presets of the selection-half ``SELECT_KEY`` relative to that preset's best threshold."""
-    out = {thr: 0.0 for thr in thresholds}
+    out = {cand: 0.0 for cand in candidates}
     for r in res.values():
-        means = {thr: float(np.nanmean(r["values"][thr][SELECT_KEY][r["select"]])) for thr in thresholds}
+        means = {cand: float(np.nanmean(r["values"][cand][SELECT_KEY][r["select"]])) for cand in candidates}
         best = max(means.values())
-        for thr in thresholds:
-            out[thr] += (means[thr] / best if best > 0 else 1.0) / len(res)
+        for cand in candidates:
+            out[cand] += (means[cand] / best if best > 0 else 1.0) / len(res)
     return out
 
 
@@ -137,21 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config(RetrievalConfig, args.config, args.overrides)
-    args.thresholds = [parse_value(v) for v in args.values]
+    args.candidates = [parse_value(v) for v in args.values]
     scale = {k: v for k, v in (("n_users", args.n_users), ("n_items", args.n_items)) if v is not None}
     t0 = time.perf_counter()
     res: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="graphrec-thr-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="graphrec-cand-") as tmp:
         for preset in args.presets:
             t = time.perf_counter()
-            res[preset] = run_preset(preset, Path(tmp), cfg, args.param, args.thresholds, args.seed, scale)
+            res[preset] = run_preset(preset, Path(tmp), cfg, args.param, args.candidates, args.seed, scale)
             print(f"{preset}: {len(res[preset]['users'])} small_matrix users, {time.perf_counter() - t:.0f} s",
                   flush=True)
-    scores = normalised_scores(res, args.thresholds)
+    scores = normalised_scores(res, args.candidates)
     chosen = choose(scores)
     rows: list[dict[str, Any]] = []
     doc: dict[str, Any] = {"config": args.config, "overrides": args.overrides, "seed": args.seed,
-                           "param": args.param, "values": args.thresholds, "select_key": SELECT_KEY,
+                           "param": args.param, "values": args.candidates, "select_key": SELECT_KEY,
                            "selection_scores": {fmt(k): v for k, v in scores.items()}, "chosen": chosen,
                            "configured": getattr(cfg, args.param), "presets": {}}
     print(f"\nselection half ({SELECT_KEY}, relative to each preset's best, mean over presets): "
@@ -161,24 +161,24 @@ def main(argv: list[str] | None = None) -> int:
         sel, rep = r["select"], ~r["select"]
         entry: dict[str, Any] = {"info": {fmt(k): v for k, v in r["info"].items()}, "n_select": int(sel.sum()),
                                  "n_report": int(rep.sum()), "pairs": {}}
-        for thr in args.thresholds:
-            for key, v in r["values"][thr].items():
+        for cand in args.candidates:
+            for key, v in r["values"][cand].items():
                 for half, mask in (("select", sel), ("report", rep)):
                     iv = bootstrap_mean(v[mask], seed=args.seed)
-                    rows.append({"preset": preset, args.param: thr, "half": half, "metric": key,
+                    rows.append({"preset": preset, args.param: cand, "half": half, "metric": key,
                                  "estimate": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n_users": iv.n})
-        sel_means = {thr: float(np.nanmean(r["values"][thr][SELECT_KEY][sel])) for thr in args.thresholds}
+        sel_means = {cand: float(np.nanmean(r["values"][cand][SELECT_KEY][sel])) for cand in args.candidates}
         entry["selection_winner"] = max(sel_means, key=lambda t: (sel_means[t], t))
         line = [f"{preset:>18}: selection winner {fmt(entry['selection_winner'])};"]
-        for thr in args.thresholds:
-            if thr == chosen:
+        for cand in args.candidates:
+            if cand == chosen:
                 continue
             for key in r["values"][chosen]:
-                d = paired_difference(r["values"][chosen][key][rep], r["values"][thr][key][rep], seed=args.seed)
-                entry["pairs"][f"{fmt(chosen)}-{fmt(thr)}/{key}"] = {"diff": d.estimate, "ci_low": d.low,
+                d = paired_difference(r["values"][chosen][key][rep], r["values"][cand][key][rep], seed=args.seed)
+                entry["pairs"][f"{fmt(chosen)}-{fmt(cand)}/{key}"] = {"diff": d.estimate, "ci_low": d.low,
                                                                "ci_high": d.high, "verdict": d.verdict()}
                 if key == SELECT_KEY:
-                    line.append(f"report {fmt(chosen)}-{fmt(thr)} {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
+                    line.append(f"report {fmt(chosen)}-{fmt(cand)} {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] "
                                 f"{d.verdict()}")
         print(" ".join(line))
         doc["presets"][preset] = entry
