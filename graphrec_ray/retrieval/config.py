@@ -36,6 +36,10 @@ class RetrievalConfig:
     propensity_power: float = 1.0  # p_i = ((n_i+1)/(max n+1))^power: exposure proportional to count; 0.5 under-corrects
     clip_max: float = 100.0  # IPS weights 1/p are clipped at this (variance control); 20 lost most of the gain
     normalize_ips: bool = True  # rescale clipped weights to mean 1 over training positives (keeps loss vs L2 balance)
+    # PDA popularity prior (retrieval/popularity_prior.py): IPS-trained models export [e_u, 1] / [e_i, gamma*log pop_i]
+    # so scores are dot + gamma*log(popularity) (still an inner product); 0 = off. Chosen on unbiased selection
+    # users by benchmarks/default_selection.py (configs/retrieval.yaml says the figures).
+    popularity_prior: float = 0.0
     hard_ratio: float = 0.0  # share of negatives mined from the model's current top-K (0 = uniform only)
     hard_k: int = 100  # top-K depth the hard negatives are drawn from
     hard_start_epoch: int = 3  # epochs of uniform negatives before the first mining (an untrained top-K is noise)
@@ -68,5 +72,7 @@ class RetrievalConfig:
             raise ValueError("min_steps and max_steps must be >= 0 and max_evals >= 1")
         if self.val_metric not in ("ndcg@10", "ndcg@20", "recall@20", "ips_ndcg@10", "ips_ndcg@20", "ips_recall@20"):
             raise ValueError("val_metric must be one of recall@20, ndcg@10, ndcg@20 (or their ips_ versions)")
+        if self.popularity_prior < 0:
+            raise ValueError("popularity_prior must be >= 0")
         if self.clip_max <= 0:
             raise ValueError("clip_max must be > 0")
