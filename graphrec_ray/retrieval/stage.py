@@ -162,6 +162,7 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
     from graphrec_ray.retrieval.build import training_positives
     from graphrec_ray.retrieval.evaluate import evaluate
     from graphrec_ray.retrieval.popularity import MostPopular
+    from graphrec_ray.retrieval.popularity_prior import export_tables
 
     fit_model = fit_model or fit_local
     inputs = load_inputs(layout.preprocess)
@@ -193,7 +194,9 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
         else:
             fixed = int(search["steps"]) if search is not None and search["model"] == name else None
             state = fit_model(name, cfg, layout, fixed)
-            rec = EmbeddingRecommender(state["user"], state["item"])
+            # IPS models carry the popularity prior as one more coordinate (exported and evaluated alike)
+            user, item = export_tables(name, cfg.popularity_prior, state["user"], state["item"], refit_pos)
+            rec = EmbeddingRecommender(user, item)
             sel = [r for r in state["history"] if r.get("phase") == 0.0]
             best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
             info = {"selected_step": int(state["selected_step"]), "budget_steps": int(state["budget_steps"]),
@@ -201,7 +204,7 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
                     "steps_run": int(sel[-1]["step"]) if sel else 0}
             m = {f"val/{k[4:]}": v for k, v in (best[0] if best else {}).items() if k.startswith("val_")}
             if name == cfg.model:
-                write_embeddings(layout, state["user"], state["item"])
+                write_embeddings(layout, user, item)
             m.update(evaluate(rec, cfg, inputs, refit_splits, gt, weights, per_user=per_user.setdefault(name, {})))
         metrics["models"][name] = {**m, **info, "train_s": time.perf_counter() - t0}
         if on_model is not None:
