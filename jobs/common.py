@@ -138,8 +138,15 @@ def _set_tracking_uri() -> None:
     ``MLFLOW_TRACKING_URI`` (``--runtime-env-json '{"env_vars": {"MLFLOW_TRACKING_URI": ...}}'``), and a job
     started without one refuses to default into that folder.
     """
+    import logging
+
     import mlflow
 
+    if not verbose_logs():
+        # A new SQLite store announces its schema creation and every migration on the terminal (INFO lines of
+        # MLflow's and alembic's loggers): store internals, not the job's progress; --verbose shows them.
+        for name in ("mlflow.store.db.utils", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return
     store = Path("mlruns").resolve()
