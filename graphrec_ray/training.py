@@ -6,6 +6,11 @@ Plain Python: the Ray Train wiring that consumes :class:`TrainerConfig` lives in
 The budget is counted in optimiser steps of one *global* batch, never in per-worker epochs: the global batch is
 fixed and each of ``W`` workers takes its ``1/W`` slice of it (:func:`worker_slice`), so the same data gives the
 same number of optimiser steps, each over the same samples, whatever the worker count (:func:`step_budget`).
+
+With full-graph propagation in every step (LightGCN), a step costs time in proportion to the edge count, so a fixed
+batch makes a pass over the edges cost ``edges / batch`` propagations and the whole budget grow with the square of
+the data. :func:`global_batch` lets the batch grow with the data instead (``steps_per_epoch``): a pass then costs at
+most that many steps and the budget stops growing, so total training time grows linearly with the edges.
 """
 
 from __future__ import annotations
@@ -60,31 +65,58 @@ class StepBudget:
         return pts
 
 
+def global_batch(n_samples: int, batch_size: int, steps_per_epoch: int = 0) -> int:
+    """Samples per optimiser step over all workers: ``batch_size``, or more when a pass would take more than
+    ``steps_per_epoch`` steps; never more than ``n_samples``.
+
+    ``max(batch_size, ceil(n_samples / steps_per_epoch))`` clamped to ``n_samples`` (``steps_per_epoch = 0``: plain
+    ``min(batch_size, n_samples)``). Depends on the data size only, never on the worker count.
+
+    Example::
+
+        >>> global_batch(10_000, 1024), global_batch(10_000, 1024, steps_per_epoch=4), global_batch(100, 1024, 4)
+        (1024, 2500, 100)
+    """
+    if n_samples < 1 or batch_size < 1 or steps_per_epoch < 0:
+        raise ValueError(f"need n_samples >= 1, batch_size >= 1, steps_per_epoch >= 0; got {n_samples}, "
+                         f"{batch_size}, {steps_per_epoch}")
+    g = int(batch_size)
+    if steps_per_epoch > 0:
+        g = max(g, -(-int(n_samples) // int(steps_per_epoch)))
+    return min(g, int(n_samples))
+
+
 def step_budget(n_samples: int, batch_size: int, epochs: float, min_steps: int = 0, max_steps: int = 0,
-                max_evals: int = 50) -> StepBudget:
+                max_evals: int = 50, steps_per_epoch: int = 0) -> StepBudget:
     """``total_steps = max(min_steps, round(epochs * n_samples / global_batch))``, capped at ``max_steps``.
 
     Depends only on the data size and the global batch, never on the number of workers, so a run on 1, 2 or 8
-    workers takes the same optimiser steps over the same samples.
+    workers takes the same optimiser steps over the same samples. With ``steps_per_epoch > 0`` the global batch
+    grows with the data (:func:`global_batch`), so the budget is at most about ``epochs * steps_per_epoch`` steps
+    whatever the data size.
 
     Args:
         n_samples: training samples (e.g. positive edges), ``>= 1``.
-        batch_size: global batch (all workers together); clamped to ``n_samples``.
+        batch_size: global batch (all workers together); clamped to ``n_samples``; with ``steps_per_epoch`` its
+            lower bound.
         epochs: passes over the data the budget is worth (may be fractional).
         min_steps: lower bound of the budget (default 0), and the first step at which early stopping may stop.
         max_steps: upper bound (default 0 = none); wins over ``min_steps``.
         max_evals: at most about this many validation points (default 50): ``eval_every`` is one epoch or
             ``total_steps / max_evals``, whichever is longer.
+        steps_per_epoch: most optimiser steps per pass over the data (default 0 = no limit: the batch is
+            ``batch_size``); see :func:`global_batch`.
 
     Example::
 
         >>> b = step_budget(10_000, 1024, epochs=4.0, min_steps=100)
         >>> b.steps_per_epoch, b.total_steps, b.eval_every
         (9, 100, 9)
+        >>> b = step_budget(1_000_000, 1024, epochs=4.0, steps_per_epoch=25)
+        >>> b.global_batch, b.steps_per_epoch, b.total_steps
+        (40000, 25, 100)
     """
-    if n_samples < 1 or batch_size < 1:
-        raise ValueError(f"need n_samples >= 1 and batch_size >= 1, got {n_samples}, {batch_size}")
-    g = min(batch_size, n_samples)
+    g = global_batch(n_samples, batch_size, steps_per_epoch)
     per_epoch = n_samples // g
     total = max(int(min_steps), int(round(epochs * n_samples / g)), 1)
     if max_steps > 0:

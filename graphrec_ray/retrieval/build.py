@@ -19,6 +19,7 @@ from graphrec_ray.retrieval.losses import ips_weights, propensity_from_counts
 from graphrec_ray.retrieval.mf import MatrixFactorization
 from graphrec_ray.retrieval.popularity import MostPopular
 from graphrec_ray.retrieval.train import BPRRecommender, BPRTrainer
+from graphrec_ray.training import global_batch
 
 
 def training_positives(cfg: RetrievalConfig, train: Interactions) -> Interactions:
@@ -96,8 +97,9 @@ def build_trainer(name: str, cfg: RetrievalConfig, positives: Interactions, item
         model = build_model(name, cfg, positives.n_users, positives.n_items)
     if adj is None and name.startswith("lightgcn"):
         adj = build_adjacency(cfg, positives)
+    batch = global_batch(len(positives), cfg.batch_size, cfg.steps_per_epoch)  # grows with the data (issue 14)
     return BPRTrainer(model, adj, positives, item_weights if uses_ips(name) else None, lr=cfg.lr, reg=cfg.reg,
-                      batch_size=cfg.batch_size, hard_ratio=cfg.hard_ratio,
+                      batch_size=batch, hard_ratio=cfg.hard_ratio,
                       hard_k=cfg.hard_k, hard_start_epoch=cfg.hard_start_epoch,
                       hard_refresh_every=cfg.hard_refresh_every, seed=cfg.seed, rank=rank,
                       world_size=world_size, forward_module=forward_module)

@@ -17,13 +17,21 @@ class RetrievalConfig:
 
     model: str = "lightgcn_ips"  # model whose embeddings are written for the index and ranking stages
     baselines: tuple[str, ...] = ("popularity", "mf", "lightgcn")  # trained and evaluated the same way, for comparison
+    # embedding baselines (mf, lightgcn, ...) cost as much as the primary model each, one after another: above this
+    # many training positives only popularity (seconds) is kept (0 = always all); demo and full / 4 (48k) keep them
+    baselines_max_positives: int = 100_000
     dim: int = 64  # embedding size (64 is enough on CPU; KuaiRec has ~10k items)
     num_layers: int = 3  # LightGCN propagation depth (the paper's best on most datasets)
     init_std: float = 0.1  # std of the normal init of ego embeddings (LightGCN reference code)
     lr: float = 0.005  # Adam learning rate
     reg: float = 1e-4  # L2 on the batch's ego embeddings (LightGCN paper: 1e-4)
     batch_size: int = 2048  # GLOBAL BPR triples per optimiser step, split over the workers (same steps for any count)
-    epochs: int = 60  # budget: max(min_steps, epochs * n_pos / batch_size) steps; issue 10: rising until ~60 passes
+    # at most this many optimiser steps per pass over the positives (0 = no limit): above batch_size * this many
+    # positives the global batch grows with them, so each full-graph step (cost ~ edges) stays, but the step count
+    # stops growing; 25 ~ the steps per pass of the full preset / 4 (47.8k positives / 2048), so scale 1 keeps its
+    # number of steps (issue 14: 22,400 -> 1,500 per model at 0.76M positives); below 51k positives: no change
+    steps_per_epoch: int = 25
+    epochs: int = 60  # budget: max(min_steps, epochs * n_pos / global batch) steps; issue 10: rising until ~60 passes
     min_steps: int = 50  # early stopping and selection never before this step (demo: val Recall@20 peaks near 56)
     max_steps: int = 0  # cap on the step budget (0 = none); the Tune search uses it to bound a trial
     max_evals: int = 40  # validation points per run at most: every pass, or budget / max_evals steps if longer
@@ -70,6 +78,8 @@ class RetrievalConfig:
             raise ValueError("dim, batch_size, epochs must be >= 1 and num_layers >= 0")
         if self.min_steps < 0 or self.max_steps < 0 or self.max_evals < 1:
             raise ValueError("min_steps and max_steps must be >= 0 and max_evals >= 1")
+        if self.steps_per_epoch < 0 or self.baselines_max_positives < 0:
+            raise ValueError("steps_per_epoch and baselines_max_positives must be >= 0")
         if self.val_metric not in ("ndcg@10", "ndcg@20", "recall@20", "ips_ndcg@10", "ips_ndcg@20", "ips_recall@20"):
             raise ValueError("val_metric must be one of recall@20, ndcg@10, ndcg@20 (or their ips_ versions)")
         if self.popularity_prior < 0:

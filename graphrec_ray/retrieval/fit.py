@@ -41,7 +41,8 @@ OnPoint = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]  # (r
 
 def budget_for(cfg: RetrievalConfig, n_positives: int) -> StepBudget:
     """The selection run's :class:`StepBudget` for ``n_positives`` training positives under ``cfg``."""
-    return step_budget(n_positives, cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.max_steps, cfg.max_evals)
+    return step_budget(n_positives, cfg.batch_size, cfg.epochs, cfg.min_steps, cfg.max_steps, cfg.max_evals,
+                       cfg.steps_per_epoch)
 
 
 def validation_fn(cfg: RetrievalConfig, val: Interactions, train_positives: Interactions,

@@ -72,7 +72,8 @@ def resume_key(cfg: RetrievalConfig) -> str:
     from graphrec_ray.training import TrainerConfig
 
     t = cfg.trainer
-    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), model="lightgcn", eval_batch_size=1,
+    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), baselines_max_positives=0,
+                   model="lightgcn", eval_batch_size=1,
                    experiment="", tracking_uri=None, torch_threads=1,
                    trainer=TrainerConfig(early_stopping_patience=t.early_stopping_patience, min_delta=t.min_delta))
     return config_hash(core)
@@ -140,6 +141,20 @@ def load_ground_truth(layout: RunLayout) -> Any | None:
 
 
 # --------------------------------------------------------------------------------------------------- run
+def baseline_plan(cfg: RetrievalConfig, n_positives: int) -> tuple[list[str], list[str]]:
+    """``(models to fit, primary first; embedding baselines skipped)`` for ``n_positives`` training positives.
+
+    Every embedding baseline costs about as much as the primary model, so above ``cfg.baselines_max_positives``
+    (when > 0) only ``popularity`` is kept beside the primary: at the full KuaiRec scale on a 2-core machine the
+    two embedding baselines would triple retrieval's time (issue 14). ``retrieval.baselines_max_positives=0``
+    trains them all at any size.
+    """
+    wanted = [b for b in cfg.baselines if b != cfg.model]
+    large = 0 < cfg.baselines_max_positives < n_positives
+    skipped = [b for b in wanted if large and b != "popularity"]
+    return [cfg.model] + [b for b in wanted if b not in skipped], skipped
+
+
 def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = None,
         on_model: OnModel | None = None) -> dict[str, Any]:
     """Fit ``cfg.model`` and ``cfg.baselines``, evaluate all, write ``layout.retrieval``; returns the metrics.
@@ -175,12 +190,14 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
     refit_splits = ("train", "val") if cfg.refit else ("train",)
     weights = item_weights(cfg, inputs["train"], positives, layout)
     gt = load_ground_truth(layout)
-    names = [cfg.model] + [b for b in cfg.baselines if b != cfg.model]
+    names, skipped = baseline_plan(cfg, len(positives))
     per_user: dict[str, dict[str, np.ndarray]] = {}
     metrics: dict[str, Any] = {"models": {}, "primary": cfg.model,
                                "search": None if search is None else {"params": search["params"],
                                                                      "steps": search["steps"],
                                                                      "model": search["model"]}}
+    if skipped:
+        metrics["skipped_baselines"] = skipped
     for name in names:
         t0 = time.perf_counter()
         state: dict[str, Any] | None = None

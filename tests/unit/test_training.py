@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphrec_ray.training import EarlyStopping, TrainerConfig, step_budget, worker_slice
+from graphrec_ray.training import EarlyStopping, TrainerConfig, global_batch, step_budget, worker_slice
 
 
 def test_early_stopping_patience_and_state_round_trip() -> None:
@@ -71,6 +71,55 @@ def test_worker_count_gives_the_same_optimiser_steps_over_the_same_samples() -> 
         batches[world] = per_step
     assert len(budgets) == 1
     assert batches[1] == batches[2] == batches[3]
+
+
+def test_steps_per_epoch_caps_the_budget_so_it_stops_growing_with_the_data() -> None:
+    """Issue 14: with a fixed batch the budget grew with the positives (22,400 steps of a full-graph propagation at
+    full KuaiRec scale, ~6.5 h on 2 cores); with ``steps_per_epoch`` the batch grows instead and the budget stays
+    at ``epochs * steps_per_epoch`` from the size where the batch starts to grow."""
+    old = [step_budget(n, 2048, 60, 50).total_steps for n in (50_000, 200_000, 760_000)]
+    assert old == [1465, 5859, 22266]  # the fixed batch: steps ~ positives
+    new = [step_budget(n, 2048, 60, 50, steps_per_epoch=25) for n in (50_000, 200_000, 760_000)]
+    assert [b.total_steps for b in new] == [1465, 1500, 1500]  # 50k < 2048 * 25: below the cap nothing changes
+    assert [b.global_batch for b in new] == [2048, 8000, 30400]
+    assert [b.steps_per_epoch for b in new] == [24, 25, 25]
+    assert global_batch(1_000_001, 2048, 25) == 40001  # rounded up: never a 26th full step per pass
+    assert global_batch(100, 2048, 25) == 100  # clamped to the data
+    with pytest.raises(ValueError):
+        global_batch(100, 2048, -1)
+
+
+@pytest.mark.parametrize("steps_per_epoch", [0, 2])
+def test_grown_batch_gives_the_same_steps_and_samples_whatever_the_worker_count(steps_per_epoch: int) -> None:
+    """Issue 14: with the batch that grows with the data (``steps_per_epoch=2``: 320 positives -> global batch 160,
+    not ``batch_size`` 48) 1, 2 and 3 workers build trainers with the budget's global batch and steps per pass, and
+    their slices together are the 1-worker batch at every step. Fails if the batch were resolved per worker (e.g.
+    from a worker's share of the data) or if the trainer ignored the budget's batch."""
+    from graphrec_ray.retrieval.build import build_trainer
+    from graphrec_ray.retrieval.config import RetrievalConfig
+    from graphrec_ray.retrieval.fit import budget_for
+    from tests.unit.retrieval.planted import planted_communities
+
+    data = planted_communities(users_per=10)  # 320 positives
+    cfg = RetrievalConfig(dim=4, batch_size=48, epochs=3, min_steps=0, steps_per_epoch=steps_per_epoch)
+    budget = budget_for(cfg, len(data.train))
+    assert (budget.global_batch, budget.steps_per_epoch) == ((160, 2) if steps_per_epoch else (48, 6))
+    seen: dict[int, list[set[tuple[int, int]]]] = {}
+    for world in (1, 2, 3):
+        trainers = [build_trainer("mf", cfg, data.train, None, rank=r, world_size=world) for r in range(world)]
+        assert {(t.global_batch, t.steps_per_epoch) for t in trainers} == {(budget.global_batch,
+                                                                           budget.steps_per_epoch)}
+        steps = []
+        for _ in range(budget.total_steps):
+            rows: set[tuple[int, int]] = set()
+            for t in trainers:
+                u, i = t._batch()
+                rows |= set(zip(u.tolist(), i.tolist()))
+                t.step += 1
+            steps.append(rows)
+        seen[world] = steps
+    assert seen[1] == seen[2] == seen[3]
+    assert len(seen[1]) == budget.total_steps == (6 if steps_per_epoch else 20)
 
 
 def test_worker_slice_rejects_a_batch_smaller_than_the_workers() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,11 @@ def test_in_process_fit_selects_within_the_budget_and_refits(tiny_layout: RunLay
 def test_resume_key_ignores_epochs_workers_and_baselines_but_not_the_model_recipe() -> None:
     base = load_config(RetrievalConfig, None, [])
     same = load_config(RetrievalConfig, None, ["epochs=99", "trainer.num_workers=4", "baselines=[mf]",
-                                               "torch_threads=2", "trainer.cpus_per_worker=2.0"])
+                                               "torch_threads=2", "trainer.cpus_per_worker=2.0",
+                                               "baselines_max_positives=7"])
     assert resume_key(base) == resume_key(same)  # a longer or wider rerun resumes the same checkpoints
-    for change in ("lr=0.01", "clip_max=5.0", "hard_ratio=0.3", "positive_threshold=0.5", "dim=32"):
+    for change in ("lr=0.01", "clip_max=5.0", "hard_ratio=0.3", "positive_threshold=0.5", "dim=32",
+                   "steps_per_epoch=3"):  # the batch, hence every step, depends on steps_per_epoch
         assert resume_key(load_config(RetrievalConfig, None, [change])) != resume_key(base), change
 
 
@@ -92,3 +95,19 @@ def test_search_values_replace_the_config_unless_use_search_is_off(tmp_path: Pat
     assert apply_search(load_config(RetrievalConfig, None, ["use_search=false"]), doc).lr == base.lr
     with pytest.raises(ValueError):
         apply_search(base, {**doc, "params": {"no_such_field": 1}})
+
+
+def test_embedding_baselines_are_skipped_above_the_positive_limit_but_popularity_stays(tiny_layout: RunLayout) -> None:
+    """Issue 14: at full KuaiRec scale the two embedding baselines tripled retrieval's time on 2 cores; above
+    ``baselines_max_positives`` only the primary and popularity are fitted, and metrics.json says which were skipped.
+    Fails if the limit were ignored (mf would be fitted) or popularity dropped with them."""
+    cfg = load_config(RetrievalConfig, None, ["baselines=[popularity,mf,lightgcn]", "positive_threshold=0.5"])
+    assert stage.baseline_plan(cfg, 100_000) == (["lightgcn_ips", "popularity", "mf", "lightgcn"], [])
+    assert stage.baseline_plan(cfg, 100_001) == (["lightgcn_ips", "popularity"], ["mf", "lightgcn"])
+    assert stage.baseline_plan(replace(cfg, baselines_max_positives=0), 10**9)[1] == []  # 0: always all
+    small = replace(cfg, baselines_max_positives=1)  # the tiny run has more positives than 1
+    fitted: list[str] = []
+    metrics = stage.run(small, tiny_layout, lambda name, *a: (fitted.append(name), popularity_fit(name, *a))[1])
+    assert fitted == ["lightgcn_ips"]
+    assert set(metrics["models"]) == {"lightgcn_ips", "popularity"}
+    assert metrics["skipped_baselines"] == ["mf", "lightgcn"]
