@@ -197,7 +197,9 @@ def kernel_step_s(run_dir: Path, cfg: Any, repeats: int = 10) -> dict[str, float
         model = build_model(name, cfg, pos.n_users, pos.n_items)
         adj = build_adjacency(cfg, pos, "cpu")
         workers = max(1, cfg.trainer.num_workers)
-        batch = max(1, min(cfg.batch_size, len(pos)) // workers)
+        from graphrec_ray.training import global_batch
+
+        batch = max(1, global_batch(len(pos), cfg.batch_size, cfg.steps_per_epoch) // workers)  # the loop's
         gen = torch.Generator().manual_seed(0)
         users, p_i, n_i = (torch.randint(0, n, (batch,), generator=gen) for n in (pos.n_users, pos.n_items,
                                                                                   pos.n_items))
@@ -226,8 +228,9 @@ def overrides_for(div: int) -> list[str]:
 
 
 def run_scale(div: int, root: Path, serve_smoke: int = 10, extra: list[str] | None = None,
-              sample_s: float = 1.0) -> dict[str, Any]:
-    """Run the pipeline at ``full`` / ``div`` into ``root``; returns the per-stage figures."""
+              sample_s: float = 1.0, until: str | None = None) -> dict[str, Any]:
+    """Run the pipeline at ``full`` / ``div`` into ``root`` (up to stage ``until``, default all); returns the
+    per-stage figures."""
     from jobs.pipeline import run, split_overrides
 
     run_dir, data_dir = root / f"run_div{div}", root / f"data_div{div}"
@@ -239,7 +242,7 @@ def run_scale(div: int, root: Path, serve_smoke: int = 10, extra: list[str] | No
         saved = _instrument(mem, captured)
         try:
             out = run(run_dir, data_dir, split_overrides([*overrides_for(div), *(extra or [])]),
-                      serve_smoke=serve_smoke, pareto=False)
+                      serve_smoke=serve_smoke, pareto=False, until=until)
         finally:
             for module, attr, fn in saved:
                 setattr(module, attr, fn)
@@ -326,7 +329,27 @@ def summarize(div: int, out: dict[str, Any], captured: dict[str, Any], peaks: di
     return {"scale_div": div, "n_users": round(FULL.n_users / div), "n_items": round(FULL.n_items / div),
             "big_matrix_rows": rows, "split_rows": pre_rows, "stages": stages, "retrieval_models": per_model,
             "retrieval_loop": loop, "retrieval_workers": cfg.trainer.num_workers, "batch_size": cfg.batch_size,
+            "retrieval_schedule": {"batch_size": cfg.batch_size, "epochs": cfg.epochs, "min_steps": cfg.min_steps,
+                                   "max_steps": cfg.max_steps, "max_evals": cfg.max_evals,
+                                   "steps_per_epoch": cfg.steps_per_epoch,
+                                   "baselines_max_positives": cfg.baselines_max_positives,
+                                   "skipped_baselines": metrics.get("skipped_baselines", [])},
             "pipeline_seconds": secs}
+
+
+def _git_head() -> str:
+    """The commit the figures were measured at (``+dirty`` with uncommitted changes), for the output file."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def _big_rows(sim: dict[str, Any], data_dir: Path) -> int:
@@ -392,15 +415,23 @@ def extrapolate(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         step1 = c0 + c1 * pos1
         kern = [(runs[str(d)]["kernel"]["positives"], runs[str(d)]["kernel"]["kernel_step_s"]) for d in divs]
         k0, k1 = linear_fit([k[0] for k in kern], [k[1] for k in kern])
-        budget = step_budget(int(pos1), big["batch_size"], 60, 50)  # configs: epochs 60, min_steps 50
+        # the schedule of the largest measured run (runs before issue 14 had a fixed batch: steps_per_epoch 0)
+        sch = {"batch_size": big["batch_size"], "epochs": 60, "min_steps": 50, "max_steps": 0, "max_evals": 40,
+               "steps_per_epoch": 0, "baselines_max_positives": 0, **big.get("retrieval_schedule", {})}
+        budget = step_budget(int(pos1), sch["batch_size"], sch["epochs"], sch["min_steps"], sch["max_steps"],
+                             sch["max_evals"], sch["steps_per_epoch"])
+        limit = sch["baselines_max_positives"]
         total, detail = 0.0, {}
         for name, m in big["retrieval_models"].items():
             if not m.get("budget_steps"):
                 continue
+            if 0 < limit < pos1 and name != big["retrieval_loop"]["model"]:  # stage.baseline_plan at scale 1
+                detail[name] = {"skipped_at_1": f"embedding baseline above {limit} positives"}
+                continue
             oth = [(runs[str(d)]["big_matrix_rows"], runs[str(d)]["retrieval_models"][name].get("other_s", 0.0))
                    for d in divs]
             o0, o1 = linear_fit([o[0] for o in oth], [o[1] for o in oth])
-            frac = (m["steps_run"] + m["refit_steps"]) / max(1, m["budget_steps"])
+            frac = (m["steps_run"] + m["refit_steps"]) / max(1, m["budget_steps"])  # early stopping; + the refit
             steps1 = budget.total_steps * frac
             val_share = m["select_val_s"] / max(1e-9, m["select_train_s"])
             t = steps1 * step1 * (1 + val_share * m["steps_run"] / max(1, m["steps_run"] + m["refit_steps"]))
@@ -411,7 +442,8 @@ def extrapolate(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             total += t
         out["stages"]["train-retrieval"] = {
             "seconds_at_1": total, "positives_at_1": pos1, "step_s_at_1": step1, "kernel_step_s_at_1": k0 + k1 * pos1,
-            "models": detail,
+            "models": detail, "schedule": sch, "budget_steps_at_1": budget.total_steps,
+            "global_batch_at_1": budget.global_batch,
             "how": "per model: fixed cost + step budget at scale 1 x share of the budget run x seconds per step "
                    "(linear in positives) + validation at its measured share"}
     return out
@@ -459,7 +491,8 @@ def report(doc: dict[str, Any]) -> None:
         if "models" in rs:
             print(f"    {rs['step_s_at_1'] * 1e3:.0f} ms/step at {rs['positives_at_1']:.0f} positives (kernel "
                   f"{rs['kernel_step_s_at_1'] * 1e3:.0f} ms); " + ", ".join(
-                      f"{n} {m['steps_at_1']:.0f} steps" for n, m in rs["models"].items()))
+                      f"{n} {m['steps_at_1']:.0f} steps" if "steps_at_1" in m else f"{n} skipped"
+                      for n, m in rs["models"].items()))
         print(f"  total ~{sum(s['seconds_at_1'] for s in ex['stages'].values()) / 60:.0f} min")
 
 
@@ -471,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the run and data folders")
     p.add_argument("--sample-s", type=float, default=1.0, help="memory sampling interval (default 1 s)")
     p.add_argument("--extrapolate-only", action="store_true")
+    p.add_argument("--until", default=None, help="stop after this stage (e.g. train-retrieval; default: all)")
     p.add_argument("--out", default="outputs/pipeline_full.json")
     p.add_argument("overrides", nargs="*", metavar="stage.key=value", help="extra pipeline overrides")
     args = p.parse_args(argv)
@@ -481,9 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{tempfile.mkdtemp()}/mlflow.db")
         root = Path(args.workdir or tempfile.mkdtemp(prefix="graphrec-full-"))
         for div in args.scale_div:
-            r = run_scale(div, root, args.serve_smoke, args.overrides, args.sample_s)
+            r = run_scale(div, root, args.serve_smoke, args.overrides, args.sample_s, args.until)
             r.update(machine=platform.processor() or platform.machine(), cpus=os.cpu_count(),
-                     date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), overrides=args.overrides)
+                     date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), overrides=args.overrides,
+                     until=args.until, git=_git_head())
             doc["runs"][str(div)] = r
             doc["extrapolation"] = extrapolate(doc["runs"])
             write(doc, out)  # after every size: a later size cut short keeps the earlier ones

@@ -95,8 +95,10 @@ def load_stage(stage: str, overrides: list[str], config_dir: Path) -> Any:
 
 def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool = True,
         serve_smoke: int = 20, config_dir: Path = Path("configs"), ray_address: str | None = None,
-        force: tuple[str, ...] = (), pareto: bool = True) -> dict[str, Any]:
+        force: tuple[str, ...] = (), pareto: bool = True, until: str | None = None) -> dict[str, Any]:
     """Run every stage into ``run_dir``; returns per-stage summaries and seconds.
+
+    ``until`` (one of :data:`FORCEABLE`) stops after that stage (benchmarks of the early stages at large sizes).
 
     A stage whose key (config, upstream manifests, code version; :mod:`graphrec_ray.stage_key`) matches a finished
     run in ``run_dir`` and whose files verify is skipped; ``force`` names stages to rerun anyway. Ray starts only
@@ -108,7 +110,8 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
               "force": ",".join(force), **{f"override.{k}": " ".join(v) for k, v in overrides.items() if v}}
     with pipeline_run(f"pipeline-{Path(run_dir).name}", params) as parent:
         out = _run_stages(run_dir, data_dir, overrides, simulate=simulate, serve_smoke=serve_smoke,
-                          config_dir=config_dir, ray_address=ray_address, force=force, pareto=pareto)
+                          config_dir=config_dir, ray_address=ray_address, force=force, pareto=pareto,
+                          until=until)
         client = mlflow.MlflowClient()
         for name, seconds in out["seconds"].items():
             client.log_metric(parent, f"seconds.{name}", seconds)
@@ -118,10 +121,12 @@ def run(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simul
 
 def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], *, simulate: bool,
                 serve_smoke: int, config_dir: Path, ray_address: str | None,
-                force: tuple[str, ...], pareto: bool = True) -> dict[str, Any]:
+                force: tuple[str, ...], pareto: bool = True, until: str | None = None) -> dict[str, Any]:
     unknown = set(force) - set(FORCEABLE)
     if unknown:
         raise UserError(f"--force takes stages among {', '.join(FORCEABLE)}; got {', '.join(sorted(unknown))}")
+    if until is not None and until not in FORCEABLE:
+        raise UserError(f"--until takes a stage among {', '.join(FORCEABLE)}; got {until}")
     import jobs.build_index
     import jobs.preprocess
     import jobs.simulate
@@ -172,17 +177,30 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
         step(f"{name} ({reason})", fn, name)
         mark_done(stage_dir, key)
 
+    def finish() -> dict[str, Any]:
+        summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings, "skipped": skipped}
+        (run_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return {**summary, "stages": summaries}
+
     pre_cfg = load_stage("preprocess", [f"data_dir={data_dir}", *overrides["preprocess"]], config_dir)
     stage("preprocess", layout.preprocess, pre_cfg, [], lambda: jobs.preprocess.run(pre_cfg, run_dir),
           extra=raw_files)
+    if until == "preprocess":
+        return finish()
     ret_cfg = load_stage("retrieval", overrides["retrieval"], config_dir)
     stage("train-retrieval", layout.retrieval, ret_cfg, [layout.preprocess],
           lambda: jobs.train_retrieval.run(ret_cfg, run_dir, progress=True))
+    if until == "train-retrieval":
+        return finish()
     idx_cfg = load_stage("index", overrides["index"], config_dir)
     stage("build-index", layout.index, idx_cfg, [layout.retrieval], lambda: jobs.build_index.run(idx_cfg, run_dir))
+    if until == "build-index":
+        return finish()
     rank_cfg = load_stage("ranking", overrides["ranking"], config_dir)
     stage("train-ranker", layout.ranking, rank_cfg, [layout.preprocess, layout.retrieval],
           lambda: jobs.train_ranker.run(rank_cfg, run_dir))
+    if until == "train-ranker":
+        return finish()
     if serve_smoke > 0:
         import jobs.serve
         from graphrec_ray.serving.versions import version_id
@@ -203,6 +221,8 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
             if rc != 0:
                 raise UserError("serve smoke test failed (see the report above)")
             smoke_file.write_text(smoke_key + "\n")
+    if until == "serve-smoke":
+        return finish()
     if pareto:
         import tune.pareto
 
@@ -211,9 +231,7 @@ def _run_stages(run_dir: Path, data_dir: Path, overrides: dict[str, list[str]], 
               lambda: tune.pareto.run(par_cfg, run_dir, data_dir=data_dir, ray_address=ray_address,
                                       serve_app_yaml=config_dir / "serve_app.yaml",
                                       serve_yaml=config_dir / "serve.yaml"))
-    summary = {"run_dir": str(run_dir), "data_dir": str(data_dir), "seconds": timings, "skipped": skipped}
-    (run_dir / "pipeline_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return {**summary, "stages": summaries}
+    return finish()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,3 +74,30 @@ def test_extrapolation_recovers_a_known_linear_cost() -> None:
     assert "EXTRAPOLATION" in ex["label"] and ex["big_matrix_rows_at_1"] == 12_000_000
     assert ex["stages"]["simulate"]["seconds_at_1"] == pytest.approx(2.0 + 10.0 * 12.0)
     assert ex["stages"]["simulate"]["fixed_s"] == pytest.approx(2.0)
+
+
+def test_retrieval_extrapolation_uses_the_measured_schedule_and_skips_baselines_at_scale_1() -> None:
+    """Issue 14: scale 1's retrieval estimate takes the step budget of the run's own schedule (steps_per_epoch 25:
+    1,500 steps at 0.8M positives, not the fixed batch's 23,438) and leaves out the embedding baselines the stage
+    skips above baselines_max_positives. Known answer: a primary that ran its whole budget plus a refit of the same
+    length, 0.1 µs per step per positive, no validation or fixed cost -> 1,500 * 0.08 s."""
+    def fake(div: int) -> dict:
+        pos = 800_000 // div ** 2
+        model = {"budget_steps": 1500, "steps_run": 750, "refit_steps": 750, "select_train_s": 1.0,
+                 "select_val_s": 0.0, "other_s": 0.0}
+        return {"big_matrix_rows": 10 * pos, "stages": {}, "batch_size": 2048,
+                "kernel": {"positives": pos, "kernel_step_s": 1e-7 * pos},
+                "retrieval_loop": {"model": "lightgcn_ips", "select_step_s": 1e-7 * pos},
+                "retrieval_models": {"lightgcn_ips": model, "mf": dict(model), "popularity": {}},
+                "retrieval_schedule": {"batch_size": 2048, "epochs": 60, "min_steps": 50, "max_steps": 0,
+                                       "max_evals": 40, "steps_per_epoch": 25, "baselines_max_positives": 100_000}}
+
+    ret = extrapolate({"4": fake(4), "2": fake(2)})["stages"]["train-retrieval"]
+    assert ret["positives_at_1"] == 800_000
+    assert (ret["budget_steps_at_1"], ret["global_batch_at_1"]) == (1500, 32_000)
+    assert "skipped_at_1" in ret["models"]["mf"] and "popularity" not in ret["models"]
+    assert ret["seconds_at_1"] == pytest.approx(1500 * 0.08)
+    fixed = fake(2)
+    fixed["retrieval_schedule"] = {**fixed["retrieval_schedule"], "steps_per_epoch": 0, "baselines_max_positives": 0}
+    old = extrapolate({"4": fake(4), "2": fixed})["stages"]["train-retrieval"]
+    assert old["budget_steps_at_1"] == round(60 * 800_000 / 2048) and "steps_at_1" in old["models"]["mf"]

@@ -54,3 +54,13 @@ def test_simulator_never_overwrites_data_it_did_not_write(tmp_path: Path) -> Non
     assert first and not jobs.simulate.holds_foreign_data(sim)
     jobs.simulate.run(SimulatorConfig(preset="tiny", seed=2), sim, progress=False)  # its own output: rewritten
     assert jobs.simulate.simulator_stamp(sim) not in (None, first)
+
+
+def test_until_names_a_stage_or_is_a_user_error(tmp_path: Path) -> None:
+    """``until`` (benchmarks/pipeline_full.py --until train-retrieval) must name a stage; a typo fails before any
+    stage runs instead of silently running the whole pipeline."""
+    from jobs.pipeline import _run_stages, split_overrides
+
+    with pytest.raises(UserError, match="--until takes a stage"):
+        _run_stages(tmp_path / "run", tmp_path / "data", split_overrides([]), simulate=False, serve_smoke=0,
+                    config_dir=tmp_path, ray_address=None, force=(), until="train-retrival")
