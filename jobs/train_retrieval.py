@@ -139,7 +139,8 @@ def run(cfg: RetrievalConfig, run_dir: Path, progress: bool = False) -> dict[str
         if search is not None:
             mlflow.log_params({f"search.{k}": v for k, v in search["params"].items()})
             mlflow.log_param("search.steps", search["steps"])
-        metrics = stage.run(cfg, layout, partial(fit_model, progress=progress), log_model)
+        metrics = stage.run(cfg, layout, partial(fit_model, progress=progress), log_model,
+                            concurrent=cfg.concurrent_fits if cfg.trainer.num_workers > 0 else 1)
         mlflow.log_artifact(str(layout.user_embeddings), "embeddings")
         mlflow.log_artifact(str(layout.item_embeddings), "embeddings")
         mlflow.log_artifact(str(layout.retrieval_metrics))

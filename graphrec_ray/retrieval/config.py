@@ -20,6 +20,9 @@ class RetrievalConfig:
     # embedding baselines (mf, lightgcn, ...) cost as much as the primary model each, one after another: above this
     # many training positives only popularity (seconds) is kept (0 = always all); demo and full / 4 (48k) keep them
     baselines_max_positives: int = 100_000
+    # embedding models trained at once, each its own Ray Train worker group (num_workers x cpus_per_worker): > 1 on a
+    # cluster with room for that many groups; 1 = one after another (2 shared cores: concurrency only splits them)
+    concurrent_fits: int = 1
     dim: int = 64  # embedding size (64 is enough on CPU; KuaiRec has ~10k items)
     num_layers: int = 3  # LightGCN propagation depth (the paper's best on most datasets)
     init_std: float = 0.1  # std of the normal init of ego embeddings (LightGCN reference code)
@@ -78,8 +81,8 @@ class RetrievalConfig:
             raise ValueError("dim, batch_size, epochs must be >= 1 and num_layers >= 0")
         if self.min_steps < 0 or self.max_steps < 0 or self.max_evals < 1:
             raise ValueError("min_steps and max_steps must be >= 0 and max_evals >= 1")
-        if self.steps_per_epoch < 0 or self.baselines_max_positives < 0:
-            raise ValueError("steps_per_epoch and baselines_max_positives must be >= 0")
+        if self.steps_per_epoch < 0 or self.baselines_max_positives < 0 or self.concurrent_fits < 1:
+            raise ValueError("steps_per_epoch and baselines_max_positives must be >= 0, concurrent_fits >= 1")
         if self.val_metric not in ("ndcg@10", "ndcg@20", "recall@20", "ips_ndcg@10", "ips_ndcg@20", "ips_recall@20"):
             raise ValueError("val_metric must be one of recall@20, ndcg@10, ndcg@20 (or their ips_ versions)")
         if self.popularity_prior < 0:

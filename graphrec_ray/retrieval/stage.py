@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -72,7 +73,7 @@ def resume_key(cfg: RetrievalConfig) -> str:
     from graphrec_ray.training import TrainerConfig
 
     t = cfg.trainer
-    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), baselines_max_positives=0,
+    core = replace(cfg, epochs=1, max_steps=0, max_evals=1, baselines=(), baselines_max_positives=0, concurrent_fits=1,
                    model="lightgcn", eval_batch_size=1,
                    experiment="", tracking_uri=None, torch_threads=1,
                    trainer=TrainerConfig(early_stopping_patience=t.early_stopping_patience, min_delta=t.min_delta))
@@ -156,7 +157,7 @@ def baseline_plan(cfg: RetrievalConfig, n_positives: int) -> tuple[list[str], li
 
 
 def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = None,
-        on_model: OnModel | None = None) -> dict[str, Any]:
+        on_model: OnModel | None = None, concurrent: int = 1) -> dict[str, Any]:
     """Fit ``cfg.model`` and ``cfg.baselines``, evaluate all, write ``layout.retrieval``; returns the metrics.
 
     When ``run_dir/retrieval/search.json`` exists (``graphrec tune-retrieval``) and ``cfg.use_search``, its
@@ -168,6 +169,9 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
         layout: the run directory (reads ``preprocess/``, writes ``retrieval/``).
         fit_model: how an embedding model is fitted (default :func:`fit_local`; the job passes Ray Train's).
         on_model: called with each model's name, metrics and final state (None for popularity) once evaluated.
+        concurrent: embedding models fitted at the same time (threads calling ``fit_model``; default 1 = one after
+            another). The job passes how many Ray Train worker groups the cluster holds at once, so on a cluster
+            the baselines train beside the primary instead of after it; results and their order do not change.
 
     Returns:
         the content of ``metrics.json`` (``{"models": {name: {metric: value}}, "primary", "search"}``) plus
@@ -198,34 +202,44 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
                                                                      "model": search["model"]}}
     if skipped:
         metrics["skipped_baselines"] = skipped
-    for name in names:
-        t0 = time.perf_counter()
-        state: dict[str, Any] | None = None
-        if name == "popularity":
-            m = evaluate(MostPopular().fit(positives), cfg, inputs, ("train",), None, weights,
-                         validation=True)  # validation score of the train-only fit, for reference
-            m = {k: v for k, v in m.items() if k.startswith("val/")}
-            m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_splits, gt, weights,
-                              per_user=per_user.setdefault(name, {})))
-            info: dict[str, Any] = {}
-        else:
-            fixed = int(search["steps"]) if search is not None and search["model"] == name else None
-            state = fit_model(name, cfg, layout, fixed)
-            # IPS models carry the popularity prior as one more coordinate (exported and evaluated alike)
-            user, item = export_tables(name, cfg.popularity_prior, state["user"], state["item"], refit_pos)
-            rec = EmbeddingRecommender(user, item)
-            sel = [r for r in state["history"] if r.get("phase") == 0.0]
-            best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
-            info = {"selected_step": int(state["selected_step"]), "budget_steps": int(state["budget_steps"]),
-                    "refit_steps": int(state["refit_steps"]), "selection_points": len(sel),
-                    "steps_run": int(sel[-1]["step"]) if sel else 0}
-            m = {f"val/{k[4:]}": v for k, v in (best[0] if best else {}).items() if k.startswith("val_")}
-            if name == cfg.model:
-                write_embeddings(layout, user, item)
-            m.update(evaluate(rec, cfg, inputs, refit_splits, gt, weights, per_user=per_user.setdefault(name, {})))
-        metrics["models"][name] = {**m, **info, "train_s": time.perf_counter() - t0}
-        if on_model is not None:
-            on_model(name, metrics["models"][name], state)
+
+    def fixed_steps(name: str) -> int | None:
+        return int(search["steps"]) if search is not None and search["model"] == name else None
+
+    embedding = [n for n in names if n != "popularity"]
+    pool = ThreadPoolExecutor(max_workers=concurrent) if concurrent > 1 and len(embedding) > 1 else None
+    started = {n: pool.submit(fit_model, n, cfg, layout, fixed_steps(n)) for n in embedding} if pool else {}
+    try:
+        for name in names:
+            t0 = time.perf_counter()
+            state: dict[str, Any] | None = None
+            if name == "popularity":
+                m = evaluate(MostPopular().fit(positives), cfg, inputs, ("train",), None, weights,
+                             validation=True)  # validation score of the train-only fit, for reference
+                m = {k: v for k, v in m.items() if k.startswith("val/")}
+                m.update(evaluate(MostPopular().fit(refit_pos), cfg, inputs, refit_splits, gt, weights,
+                                  per_user=per_user.setdefault(name, {})))
+                info: dict[str, Any] = {}
+            else:
+                state = started[name].result() if name in started else fit_model(name, cfg, layout, fixed_steps(name))
+                # IPS models carry the popularity prior as one more coordinate (exported and evaluated alike)
+                user, item = export_tables(name, cfg.popularity_prior, state["user"], state["item"], refit_pos)
+                rec = EmbeddingRecommender(user, item)
+                sel = [r for r in state["history"] if r.get("phase") == 0.0]
+                best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
+                info = {"selected_step": int(state["selected_step"]), "budget_steps": int(state["budget_steps"]),
+                        "refit_steps": int(state["refit_steps"]), "selection_points": len(sel),
+                        "steps_run": int(sel[-1]["step"]) if sel else 0}
+                m = {f"val/{k[4:]}": v for k, v in (best[0] if best else {}).items() if k.startswith("val_")}
+                if name == cfg.model:
+                    write_embeddings(layout, user, item)
+                m.update(evaluate(rec, cfg, inputs, refit_splits, gt, weights, per_user=per_user.setdefault(name, {})))
+            metrics["models"][name] = {**m, **info, "train_s": time.perf_counter() - t0}
+            if on_model is not None:
+                on_model(name, metrics["models"][name], state)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     # per-user values of this seed, for paired comparisons over >= 3 seeds (graphrec report)
     save_per_user(layout.per_user(cfg.seed), per_user)
     metrics["embedding_version"] = write_outputs(layout, cfg, metrics)

@@ -111,3 +111,27 @@ def test_embedding_baselines_are_skipped_above_the_positive_limit_but_popularity
     assert fitted == ["lightgcn_ips"]
     assert set(metrics["models"]) == {"lightgcn_ips", "popularity"}
     assert metrics["skipped_baselines"] == ["mf", "lightgcn"]
+
+
+def test_concurrent_fits_overlap_and_give_the_same_metrics_in_the_same_order(tiny_layout: RunLayout) -> None:
+    """Issue 14: on a cluster the embedding models train at the same time (one Ray Train worker group each). Known
+    answer: with ``concurrent=2`` both injected fits must be inside ``fit_model`` at once (a 2-party barrier; one
+    after another it breaks after its timeout), and metrics.json is the same as one after another, in the same
+    order."""
+    import threading
+
+    cfg = load_config(RetrievalConfig, None, ["baselines=[popularity,mf]", "positive_threshold=0.5"])
+    barrier = threading.Barrier(2, timeout=20)
+
+    def meeting_fit(name: str, *a: Any) -> dict[str, Any]:
+        barrier.wait()
+        return popularity_fit(name, *a)
+
+    together = stage.run(cfg, tiny_layout, meeting_fit, concurrent=2)
+    apart = stage.run(cfg, tiny_layout, popularity_fit)
+    assert list(together["models"]) == list(apart["models"]) == ["lightgcn_ips", "popularity", "mf"]
+    strip = lambda d: {n: {k: v for k, v in m.items() if k != "train_s"} for n, m in d["models"].items()}  # noqa: E731
+    assert json.dumps(strip(together), sort_keys=True) == json.dumps(strip(apart), sort_keys=True)
+    barrier = threading.Barrier(2, timeout=0.5)  # the same meeting one after another: nobody comes
+    with pytest.raises(threading.BrokenBarrierError):
+        stage.run(cfg, tiny_layout, meeting_fit)
