@@ -19,6 +19,8 @@ Usage::
     python benchmarks/default_selection.py                       # all presets, positive_threshold 0.5 1.0 2.0
     python benchmarks/default_selection.py --presets demo sparse --values 0.5 2.0
     python benchmarks/default_selection.py --param model --values lightgcn_ips lightgcn mf popularity
+    python benchmarks/default_selection.py --param popularity_prior --values 0 0.5 1 2 --train-seeds 0 1 2 \
+        --scales demo small --seed 1
 
 Writes ``outputs/default_selection_<param>.csv`` (preset, value, half, metric, estimate, interval) and ``.json``
 (the choice, per-preset winners on the selection half, paired report-half differences).
@@ -30,6 +32,7 @@ import argparse
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,10 +50,17 @@ from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_unbiased  # noqa: E402
 from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
 from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
+from graphrec_ray.retrieval.popularity_prior import export_tables  # noqa: E402
 from retrieval_quality import PRESETS, prepare, write_outputs  # noqa: E402
 
 RULES = (("ge2.0", ">=", 2.0), ("ge0.5", ">=", 0.5))  # selection uses the first
 SELECT_KEY = "ge2.0/recall@20"
+#: named sizes: the presets' own (``demo``, the benchmarks' scale) and the preset-robustness integration test's
+#: (``small``: tests/integration/test_preset_robustness.py SCALE); use a --seed other than the test's 0 there
+SCALES: dict[str, dict[str, int]] = {"demo": {},
+                                     "small": {"n_users": 400, "n_items": 500, "small_users": 120, "small_items": 200}}
+#: parameters applied after training (same fit for every value)
+INFERENCE_ONLY = frozenset({"popularity_prior"})
 
 
 def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
@@ -62,33 +72,56 @@ def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
 
 
 def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, candidates: list[Any], seed: int,
-               scale: dict[str, Any]) -> dict[str, Any]:
+               scale: dict[str, Any], train_seeds: list[int] | None = None) -> dict[str, Any]:
     """Per-value per-user metrics on one preset; returns ``{"users", "select", "values": {value: {key: (n,)}}}``.
-    The value ``"popularity"`` of ``--param model`` is most-popular over the training + validation positives."""
+    The value ``"popularity"`` of ``--param model`` is most-popular over the training + validation positives.
+
+    Data and halves come from ``seed``; each value is trained once per ``train_seeds`` (default ``[seed]``) and its
+    per-user values are the mean over them (less training noise in the choice). A parameter in
+    :data:`INFERENCE_ONLY` does not change training: the model is fitted once per training seed and every value is
+    applied to the same fit (a paired comparison of the values themselves)."""
     inputs, _ = prepare(preset, root, seed, scale)
     seen = inputs["train"].concat(inputs["val"])  # serving's exclusion, the same for every value
-    values: dict[Any, dict[str, np.ndarray]] = {}
-    info: dict[Any, dict[str, Any]] = {}
+    train_seeds = train_seeds or [seed]
+    acc: dict[Any, dict[str, list[np.ndarray]]] = {cand: {} for cand in candidates}
+    info: dict[Any, dict[str, Any]] = {cand: {"train_s": 0.0, "selected_step": []} for cand in candidates}
     users = None
-    for cand in candidates:
-        t = time.perf_counter()
-        is_pop = param == "model" and cand == "popularity"
-        c = replace(cfg, seed=seed) if is_pop else replace(cfg, seed=seed, **{param: cand})
-        if is_pop:
-            score = MostPopular().fit(seen.relevant(">=", c.positive_threshold)).score
-            st = {"selected_step": 0}
-        else:
-            st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
-            score = EmbeddingRecommender(st["user"], st["item"]).score
-        values[cand] = {}
+
+    def score_all(cand: Any, score: Any) -> None:
+        nonlocal users
         for name, op, rel in RULES:
             m = per_user_unbiased(score, inputs["eval_small"], seen, op, rel)
             users = m["users"] if users is None else users
             assert np.array_equal(users, m["users"])
-            values[cand].update({f"{name}/{k}": v for k, v in m.items() if k != "users"})
-        info[cand] = {"train_s": time.perf_counter() - t, "selected_step": st["selected_step"],
-                     "n_train_pos": int(len(inputs["train"].relevant(">=", c.positive_threshold)))}
+            for k, v in m.items():
+                if k != "users":
+                    acc[cand].setdefault(f"{name}/{k}", []).append(v)
+
+    for ts in train_seeds:
+        shared = None  # the one fit of an inference-only parameter
+        for cand in candidates:
+            t = time.perf_counter()
+            is_pop = param == "model" and cand == "popularity"
+            c = replace(cfg, seed=ts) if is_pop else replace(cfg, seed=ts, **{param: cand})
+            if is_pop:
+                score = MostPopular().fit(seen.relevant(">=", c.positive_threshold)).score
+                st: dict[str, Any] = {"selected_step": 0}
+            else:
+                if param in INFERENCE_ONLY and shared is not None:
+                    st = shared
+                else:
+                    st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
+                    shared = st
+                u, i = export_tables(c.model, c.popularity_prior, st["user"], st["item"], st["refit_positives"])
+                score = EmbeddingRecommender(u, i).score
+            score_all(cand, score)
+            info[cand]["train_s"] += time.perf_counter() - t
+            info[cand]["selected_step"].append(st["selected_step"])
+            info[cand]["n_train_pos"] = int(len(inputs["train"].relevant(">=", c.positive_threshold)))
     assert users is not None
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # users without a relevant item stay NaN
+        values = {cand: {k: np.nanmean(np.stack(v), axis=0) for k, v in d.items()} for cand, d in acc.items()}
     return {"users": users, "select": selection_half(users, seed), "values": values, "info": info}
 
 
@@ -128,29 +161,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
     p.add_argument("--param", default="positive_threshold", help="the RetrievalConfig field to choose")
     p.add_argument("--values", nargs="+", default=["0.5", "1.0", "2.0"], help="its candidate values")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="data and selection-half seed")
+    p.add_argument("--train-seeds", type=int, nargs="+", default=None,
+                   help="training seeds whose per-user values are averaged (default: --seed)")
     p.add_argument("--config", default="configs/retrieval.yaml")
+    p.add_argument("--scales", nargs="+", default=["demo"], choices=sorted(SCALES),
+                   help="sizes to run every preset at; the rule averages over every (preset, scale)")
     p.add_argument("--n-users", type=int, default=None, help="override the preset's user count (scale)")
     p.add_argument("--n-items", type=int, default=None)
+    p.add_argument("--small-users", type=int, default=None, help="override small_matrix's user count")
+    p.add_argument("--small-items", type=int, default=None, help="override small_matrix's item count")
     p.add_argument("overrides", nargs="*", help="retrieval config overrides key=value")
     p.add_argument("--out", default=None, help="default: outputs/default_selection_<param>")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     cfg = load_config(RetrievalConfig, args.config, args.overrides)
     args.candidates = [parse_value(v) for v in args.values]
-    scale = {k: v for k, v in (("n_users", args.n_users), ("n_items", args.n_items)) if v is not None}
+    scale = {k: v for k, v in (("n_users", args.n_users), ("n_items", args.n_items),
+                               ("small_users", args.small_users), ("small_items", args.small_items)) if v is not None}
     t0 = time.perf_counter()
     res: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="graphrec-cand-") as tmp:
-        for preset in args.presets:
-            t = time.perf_counter()
-            res[preset] = run_preset(preset, Path(tmp), cfg, args.param, args.candidates, args.seed, scale)
-            print(f"{preset}: {len(res[preset]['users'])} small_matrix users, {time.perf_counter() - t:.0f} s",
-                  flush=True)
+        for size in args.scales:
+            for preset in args.presets:
+                t = time.perf_counter()
+                key = preset if size == "demo" else f"{preset}@{size}"
+                res[key] = run_preset(preset, Path(tmp) / size, cfg, args.param, args.candidates, args.seed,
+                                      {**SCALES[size], **scale}, args.train_seeds)
+                print(f"{key}: {len(res[key]['users'])} small_matrix users, {time.perf_counter() - t:.0f} s",
+                      flush=True)
     scores = normalised_scores(res, args.candidates)
     chosen = choose(scores)
     rows: list[dict[str, Any]] = []
     doc: dict[str, Any] = {"config": args.config, "overrides": args.overrides, "seed": args.seed,
+                           "train_seeds": args.train_seeds or [args.seed],
                            "param": args.param, "values": args.candidates, "select_key": SELECT_KEY,
                            "selection_scores": {fmt(k): v for k, v in scores.items()}, "chosen": chosen,
                            "configured": getattr(cfg, args.param), "presets": {}}

@@ -7,7 +7,8 @@ multiplies a positive score by ``pop_i ** gamma``; on the log scale that is an a
 
     score(u, i) = <e_u, e_i> + gamma * log(pop_i),
 
-which stays an inner product of augmented vectors ``[e_u, 1]`` and ``[e_i, gamma * log pop_i]``. So the exported
+which stays an inner product of augmented vectors ``[e_u, 1]`` and ``[e_i, gamma * log pop_i]``. The exported
+``gamma`` is the configured one times the spread of the model's dot products (:func:`export_tables`). So the exported
 embeddings carry the prior, and FAISS inner-product search, the ranker's embedding features and serving need no
 change (they see a table one column wider).
 
@@ -56,6 +57,20 @@ def with_popularity_prior(user: np.ndarray, item: np.ndarray, log_pop: np.ndarra
     return u, i
 
 
+def score_std(user: np.ndarray, item: np.ndarray) -> float:
+    """Exact standard deviation of ``user @ item.T`` over all ``(u, i)`` pairs, in ``O((U + I) d^2)``.
+
+    ``E[<u, i>^2] = tr(M_u M_i)`` with second-moment matrices ``M = X^T X / n`` and ``E[<u, i>] = mean_u . mean_i``
+    (users and items drawn independently), so the ``(U, I)`` score matrix is never formed.
+    """
+    u, i = np.asarray(user, np.float64), np.asarray(item, np.float64)
+    if len(u) == 0 or len(i) == 0:
+        return 0.0
+    second = float(np.sum((u.T @ u / len(u)) * (i.T @ i / len(i))))
+    mean = float(u.mean(axis=0) @ i.mean(axis=0))
+    return float(np.sqrt(max(second - mean * mean, 0.0)))
+
+
 def applies_to(name: str, gamma: float) -> bool:
     """The prior goes on IPS-trained models only (the deconfounded ones; plain models kept their popularity)."""
     return gamma != 0.0 and name.endswith("_ips")
@@ -64,7 +79,11 @@ def applies_to(name: str, gamma: float) -> bool:
 def export_tables(name: str, gamma: float, user: np.ndarray, item: np.ndarray,
                   positives: Interactions) -> tuple[np.ndarray, np.ndarray]:
     """The tables model ``name`` exports and is evaluated with: with the prior (counts from ``positives``, the
-    positives it was fitted on) when :func:`applies_to`, else ``user`` / ``item`` as they are."""
+    positives it was fitted on) when :func:`applies_to`, else ``user`` / ``item`` as they are.
+
+    ``gamma`` is in units of the model's score spread: the prior added is ``gamma * score_std * log pop_i``
+    (:func:`score_std` of the dot products), so one value means the same trade-off whether a short run left small
+    embeddings or a long one large (the raw dot-product scale grows with training steps and data size)."""
     if not applies_to(name, gamma):
         return user, item
-    return with_popularity_prior(user, item, log_popularity(positives), gamma)
+    return with_popularity_prior(user, item, log_popularity(positives), gamma * score_std(user, item))
