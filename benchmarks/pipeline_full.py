@@ -153,7 +153,7 @@ def _instrument(mem: TreeMemory, captured: dict[str, Any]) -> list[tuple[Any, st
 
     retrieval_eval.evaluate = evaluate_timed
 
-    def run_capturing(cfg: Any, layout: Any, fit_model: Any = None, on_model: Any = None) -> Any:
+    def run_capturing(cfg: Any, layout: Any, fit_model: Any = None, on_model: Any = None, **kw: Any) -> Any:
         def on(name: str, m: dict[str, float], state: dict[str, Any] | None) -> None:
             if state is not None:
                 captured.setdefault("histories", {})[name] = list(state["history"])
@@ -169,7 +169,7 @@ def _instrument(mem: TreeMemory, captured: dict[str, Any]) -> list[tuple[Any, st
                 captured.setdefault("fit_s", {})[name] = time.perf_counter() - t0
 
         captured["retrieval_cfg"] = cfg
-        return run_fn(cfg, layout, fit_timed if fit_model is not None else None, on)
+        return run_fn(cfg, layout, fit_timed if fit_model is not None else None, on, **kw)
 
     retrieval_stage.run = run_capturing
     return saved
