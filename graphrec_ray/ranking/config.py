@@ -26,6 +26,11 @@ class RankingConfig:
     batch_size: int = 4096  # per-worker batch; large batches keep the CPU busy with few Python steps
     epochs: int = 4  # maximum epochs (early stopping may end sooner)
     max_train_rows: int = 0  # use only the first N training rows (0 = all), for quick runs
+    # Rows per epoch at most (0 = all): each epoch is a fresh seeded sample without replacement, so the training
+    # budget (epochs x this) stops growing with the log: 6 passes over full KuaiRec's ~10M training rows took
+    # ~20 min on 2 cores (benchmarks/ranker_scale.py); 6 x 2M = 12M samples is > 1 pass there, and binds on no
+    # preset below N = 2 (the demo has ~100k rows, full/4 612k).
+    epoch_max_rows: int = 2_000_000
     val_max_rows: int = 200_000  # validation rows scored each epoch (a seeded sample; all when fewer)
     norm_sample_rows: int = 100_000  # training rows used to set the input standardisation
     session_gap_s: float = 1800.0  # a gap longer than 30 min starts a new session
@@ -41,6 +46,8 @@ class RankingConfig:
     def __post_init__(self) -> None:
         if self.n_experts < 1 or not self.expert_hidden:
             raise ValueError("n_experts must be >= 1 and expert_hidden non-empty")
+        if self.epoch_max_rows < 0:
+            raise ValueError(f"epoch_max_rows must be >= 0 (0 = all rows), got {self.epoch_max_rows}")
         if self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size and epochs must be >= 1")
         if self.ci_n_boot < 10:

@@ -84,13 +84,22 @@ def fit_input_norms(models: dict[str, nn.Module], builder: FeatureBuilder, event
         norm.fit(x)
 
 
-def iterate_batches(n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Iterator[np.ndarray]:
+def epoch_rows(n: int, max_rows: int = 0) -> int:
+    """Training rows one epoch passes over: all ``n``, or at most ``max_rows`` when it is > 0."""
+    return n if max_rows <= 0 else min(n, max_rows)
+
+
+def iterate_batches(n: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                    max_rows: int = 0) -> Iterator[np.ndarray]:
     """Row indices of this rank's batches for one epoch: a seeded permutation cut into equal shards.
 
     Every rank gets the same number of batches (DDP needs it); up to ``world_size - 1`` rows are dropped.
+    ``max_rows > 0`` keeps the permutation's first ``max_rows`` rows: a seeded sample without replacement, a
+    different one each epoch (the seed changes), so successive epochs cover fresh rows before any repeats.
     """
-    perm = np.random.default_rng(seed).permutation(n)
-    perm = perm[: n - n % world_size][rank::world_size]
+    perm = np.random.default_rng(seed).permutation(n)[:epoch_rows(n, max_rows)]
+    m = perm.size
+    perm = perm[: m - m % world_size][rank::world_size]
     for s in range(0, perm.size, batch_size):
         yield np.sort(perm[s: s + batch_size])
 
@@ -119,11 +128,12 @@ def train_epoch(models: dict[str, nn.Module], optimizers: dict[str, torch.optim.
         models[name].train(name in order)
     sums = {n: 0.0 for n in order}
     n_batches, n_samples, t0 = 0, 0, time.perf_counter()
-    batches = iterate_batches(len(events), cfg.batch_size, cfg.seed * 1000 + epoch, rank, world_size)
+    batches = iterate_batches(len(events), cfg.batch_size, cfg.seed * 1000 + epoch, rank, world_size,
+                              cfg.epoch_max_rows)
     if progress:
         from tqdm import tqdm
 
-        total = -(-(len(events) // world_size) // cfg.batch_size)
+        total = -(-(epoch_rows(len(events), cfg.epoch_max_rows) // world_size) // cfg.batch_size)
         batches = tqdm(batches, total=total, desc=f"epoch {epoch}", unit="batch", leave=False)
     for rows in batches:
         e = events.take(rows)

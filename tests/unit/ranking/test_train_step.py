@@ -17,6 +17,23 @@ def test_ranks_get_disjoint_equal_shards() -> None:
     assert [len(b) for b in iterate_batches(103, 10, 5, 0, 2)] == [10, 10, 10, 10, 10, 1]
 
 
+
+def test_epoch_max_rows_samples_fresh_rows_each_epoch() -> None:
+    """Issue 14: with epoch_max_rows an epoch passes over a seeded sample of that many distinct rows, split in
+    equal disjoint shards, and the next epoch (next seed) draws other rows, so the budget covers the log before
+    repeating; 0 or a cap above the rows means every row, as before."""
+    def epoch(seed: int, rank: int, cap: int) -> np.ndarray:
+        return np.concatenate(list(iterate_batches(1000, 64, seed, rank, 2, max_rows=cap)))
+
+    e0 = [epoch(7, r, 300) for r in (0, 1)]
+    assert len(e0[0]) == len(e0[1]) == 150 and not set(e0[0]) & set(e0[1])
+    e1 = np.concatenate([epoch(8, r, 300) for r in (0, 1)])
+    overlap = len(set(np.concatenate(e0)) & set(e1))
+    assert overlap < 150  # independent 30% samples share ~90 rows; the same sample would share 300
+    for cap in (0, 5000):
+        assert sorted(np.concatenate([epoch(7, r, cap) for r in (0, 1)])) == list(range(1000))
+
+
 def test_models_step_in_dict_order_not_set_order() -> None:
     """Regression: train_epoch iterated the `active` *set*; its order differs between processes (string hash
     randomisation), so two DDP workers stepped models in different orders, mismatched their gloo all-reduces
