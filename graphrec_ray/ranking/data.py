@@ -68,14 +68,20 @@ class Events:
         e = self if rows is None else self.take(rows)
         return builder.build(e.user_idx, e.item_idx, e.timestamp, e.position, e.since_last)
 
-    def save(self, path: str | Path) -> None:
-        """One ``.npz`` (uncompressed) with every column."""
-        np.savez(path, **{f.name: getattr(self, f.name) for f in fields(self)})
+    def save(self, directory: str | Path) -> None:
+        """One ``<column>.npy`` per column in ``directory`` (created), so :meth:`load` can memory-map them."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for f in fields(self):
+            np.save(d / f"{f.name}.npy", getattr(self, f.name))
 
     @classmethod
-    def load(cls, path: str | Path) -> "Events":
-        with np.load(path) as z:
-            return cls(**{f.name: z[f.name] for f in fields(cls)})
+    def load(cls, directory: str | Path, mmap: bool = True) -> "Events":
+        """Read what :meth:`save` wrote; memory-mapped by default, so the Ray Train workers on one machine share
+        one copy of the training rows in the page cache (full KuaiRec: ~10M rows, ~0.5 GB) and a batch reads
+        only its rows."""
+        d = Path(directory)
+        return cls(**{f.name: np.load(d / f"{f.name}.npy", mmap_mode="r" if mmap else None) for f in fields(cls)})
 
 
 def _fill_timestamp(ts: np.ndarray, date: np.ndarray) -> np.ndarray:

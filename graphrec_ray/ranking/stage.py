@@ -53,6 +53,7 @@ from graphrec_ray.ranking.train import build_models, fit_input_norms, model_hpar
     validation_scores
 from graphrec_ray.training import EarlyStopping
 
+TRAIN_DIR, VAL_DIR = "train", "val_sample"  # in ranking/prepared/: the training rows, the per-epoch validation sample
 #: ``(cfg, prepared_dir, fingerprint) -> final training state`` (``best``, ``hparams``, ``history``, ...)
 Train = Callable[[RankingConfig, Path, str], dict[str, Any]]
 #: ``(metrics, state or None) -> None``: called after every epoch, with the state when it is to be checkpointed
@@ -69,11 +70,11 @@ def prepare(cfg: RankingConfig, run_dir: Path, data_dir: Path) -> tuple[FeatureB
     builder = load_feature_builder(run_dir, None, data_dir, cfg.session_gap_s)
     prepared = RunLayout(run_dir).ranking_prepared
     builder.save(prepared)
-    events["train"].save(prepared / "train.npz")
+    events["train"].save(prepared / TRAIN_DIR)
     val = events["val"]
     if len(val) > cfg.val_max_rows:
         val = val.take(np.sort(np.random.default_rng(cfg.seed).choice(len(val), cfg.val_max_rows, replace=False)))
-    val.save(prepared / "val_sample.npz")
+    val.save(prepared / VAL_DIR)
     return builder, events, prepared
 
 
@@ -114,7 +115,7 @@ def train_models(cfg: RankingConfig, prepared: Path, fingerprint: str, state: di
     """
     notify = report or (lambda metrics, st: None)
     builder = FeatureBuilder.load(prepared)
-    train, val = Events.load(prepared / "train.npz"), Events.load(prepared / "val_sample.npz")
+    train, val = Events.load(prepared / TRAIN_DIR), Events.load(prepared / VAL_DIR)
     models = build_models(cfg, builder.dim, *builder.n_ids)
     fit_input_norms(models, builder, train, cfg.norm_sample_rows, cfg.seed)
     optimizers = {n: torch.optim.Adam(m.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -233,6 +234,8 @@ def run(cfg: RankingConfig, layout: RunLayout, train: Train | None = None) -> di
     builder, events, prepared = prepare(cfg, run_dir, data_dir)
     t_prep = time.perf_counter() - t0
     fp = fingerprint(cfg, run_dir, data_dir)
+    n_rows = {s: len(e) for s, e in events.items()}
+    del events["train"]  # the workers read it from prepared/; the driver needs only its row count
     state = train(cfg, prepared, fp)
     t_train = time.perf_counter() - t0 - t_prep
     models = build_models(cfg, builder.dim, *builder.n_ids)
@@ -291,7 +294,7 @@ def run(cfg: RankingConfig, layout: RunLayout, train: Train | None = None) -> di
                    extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp,
                           "calibration": cfg.calibration, "serving_calibrator": serving,
                           "calibrator_selection_val_log_loss": selection, "neg_sample_rate": cfg.neg_sample_rate,
-                          "epochs_run": len(history), "rows": {s: len(e) for s, e in events.items()}})
+                          "epochs_run": len(history), "rows": n_rows})
     return {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
             "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},
             "calibrators": {k: calibrators[k][v].to_dict() for k, v in serving.items()},

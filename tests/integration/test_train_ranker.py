@@ -41,7 +41,7 @@ def test_train_ranker_two_workers_then_resume(ray_cluster: None, tmp_path: Path)
                                                        for s in ("test", "eval_small")}
     assert all(0.0 <= float(r["true_mae"]) <= 1.0 for r in rows)  # simulator truth was found and used
     assert len(summary["history"]) == 1
-    assert summary["history"][0]["samples"] * 2 <= len(np.load(out / "prepared" / "train.npz")["user_idx"])
+    assert summary["history"][0]["samples"] * 2 <= len(np.load(out / "prepared" / "train" / "user_idx.npy"))
     runs = mlflow.search_runs(experiment_names=["ranking"])
     assert len(runs) == 1 and "metrics.mmoe.test.raw.auc" in runs.columns
 
