@@ -12,12 +12,13 @@ under two schedules on the same split and seed:
 Reported: optimiser steps (budget, run, refit), the global batch, training seconds, and the unbiased
 ``small_matrix`` Recall@20 / NDCG@20 (relevance ``>= 0.5`` and ``>= 2.0``) and true-preference Recall@20 per user,
 with 95 % bootstrap intervals over users and the paired difference ``new - old``
-(:func:`graphrec_ray.evaluation.stats.paired_difference`): "no loss" when the interval's upper end is >= 0 (not
-significantly worse). Nothing is chosen from these figures.
+(:func:`graphrec_ray.evaluation.stats.paired_difference`, over ``--seeds`` training seeds on one simulated log:
+each user's difference is averaged over the seeds, then users are resampled): "no loss" when the interval's upper
+end is >= 0 (not significantly worse). Nothing is chosen from these figures.
 
 Usage::
 
-    python benchmarks/retrieval_schedule.py --scale-div 2                 # the default schedule where it acts
+    python benchmarks/retrieval_schedule.py --scale-div 2 --seeds 0 1 2   # the default schedule where it acts
     python benchmarks/retrieval_schedule.py --scale-div 4 --new-steps-per-epoch 8   # a 3x batch at full / 4
 
 Writes ``outputs/retrieval_schedule.json`` / ``.csv`` (merged per ``N / steps_per_epoch``).
@@ -73,22 +74,30 @@ def fit(cfg: RetrievalConfig, inputs: dict[str, Any], gt: Any) -> tuple[dict[str
     return per_user(EmbeddingRecommender(st["user"], st["item"]).score, st["refit_positives"], inputs, gt), info
 
 
-def run_div(div: int, root: Path, base: RetrievalConfig, new_k: int, seed: int) -> dict[str, Any]:
+def run_div(div: int, root: Path, base: RetrievalConfig, new_k: int, seeds: list[int],
+            data_seed: int = 0) -> dict[str, Any]:
+    """Both schedules at ``full / div`` on one simulated log (``data_seed``), one fit per training seed; per-user
+    arrays ``(S, n)`` pair seed with seed and user with user (``paired_difference`` averages seeds per user)."""
     t0 = time.perf_counter()
-    inputs, gt = prepare("full", root / f"div{div}", seed, scale_for(div))
+    inputs, gt = prepare("full", root / f"div{div}", data_seed, scale_for(div))
     n_pos = len(inputs["train"].relevant(">=", base.positive_threshold))
     out: dict[str, Any] = {"scale_div": div, "positives": n_pos, "prepare_s": time.perf_counter() - t0,
-                           "seed": seed, "schedules": {}, "pairs": {}}
-    arrays = {}
+                           "data_seed": data_seed, "seeds": seeds, "schedules": {}, "pairs": {}}
+    arrays: dict[str, dict[str, np.ndarray]] = {}
     for label, k in (("new", new_k), ("old", 0)):
-        cfg = replace(base, steps_per_epoch=k, seed=seed)
-        arrays[label], info = fit(cfg, inputs, gt)
-        out["schedules"][label] = {**info, "steps_per_epoch_setting": k}
+        runs, infos = [], []
+        for seed in seeds:
+            per, info = fit(replace(base, steps_per_epoch=k, seed=seed), inputs, gt)
+            runs.append(per)
+            infos.append(info)
+            print(f"N={div} {label} (steps_per_epoch={k}) seed {seed}: {info}", flush=True)
+        arrays[label] = {key: np.stack([r[key] for r in runs]) for key in runs[0]}
+        info = {key: float(np.mean([i[key] for i in infos])) for key in infos[0]}  # means over the seeds
+        out["schedules"][label] = {**info, "steps_per_epoch_setting": k, "per_seed": infos}
         for key, v in arrays[label].items():
-            out["schedules"][label].update(bootstrap_mean(v[np.isfinite(v)], seed=seed).as_dict(key))
-        print(f"N={div} {label} (steps_per_epoch={k}): {info}", flush=True)
+            out["schedules"][label].update(bootstrap_mean(v, seed=0).as_dict(key))
     for key in arrays["new"]:
-        d = paired_difference(arrays["new"][key], arrays["old"][key], seed=seed)
+        d = paired_difference(arrays["new"][key], arrays["old"][key], seed=0)
         out["pairs"][key] = {"diff": d.estimate, "ci_low": d.low, "ci_high": d.high, "n_users": d.n,
                              "verdict": d.verdict("new better", "new worse")}
         print(f"  new - old {key}: {d.estimate:+.4f} [{d.low:+.4f}, {d.high:+.4f}] {out['pairs'][key]['verdict']}")
@@ -117,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scale-div", type=int, nargs="+", default=[2])
     p.add_argument("--new-steps-per-epoch", type=int, default=None, help="default: configs/retrieval.yaml's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    p.add_argument("--data-seed", type=int, default=0, help="simulator seed (default 0)")
     p.add_argument("--config", default="configs/retrieval.yaml")
     p.add_argument("--out", default="outputs/retrieval_schedule.json")
     args = p.parse_args(argv)
@@ -127,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
     with tempfile.TemporaryDirectory(prefix="graphrec-schedule-") as tmp:
         for div in args.scale_div:
-            doc["runs"][f"{div}/{new_k}"] = run_div(div, Path(tmp), base, new_k, args.seed)
+            doc["runs"][f"{div}/{new_k}/seeds{len(args.seeds)}"] = run_div(div, Path(tmp), base, new_k, args.seeds,
+                                                                          args.data_seed)
             write(doc, out)
     print(f"wrote {out} and {out.with_suffix('.csv')}")
     return 0
