@@ -443,6 +443,8 @@ def extrapolate(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         out["stages"]["train-retrieval"] = {
             "seconds_at_1": total, "positives_at_1": pos1, "step_s_at_1": step1, "kernel_step_s_at_1": k0 + k1 * pos1,
             "models": detail, "schedule": sch, "budget_steps_at_1": budget.total_steps,
+            "fixed_batch_budget_steps_at_1": step_budget(int(pos1), sch["batch_size"], sch["epochs"], sch["min_steps"],
+                                                         sch["max_steps"], sch["max_evals"]).total_steps,
             "global_batch_at_1": budget.global_batch,
             "how": "per model: fixed cost + step budget at scale 1 x share of the budget run x seconds per step "
                    "(linear in positives) + validation at its measured share"}
@@ -489,6 +491,8 @@ def report(doc: dict[str, Any]) -> None:
             print(f"  {name:<16} ~{s['seconds_at_1']:>8.0f} s   ({s['how']})")
         rs = ex["stages"].get("train-retrieval", {})
         if "models" in rs:
+            print(f"    budget {rs['budget_steps_at_1']} steps per model at global batch {rs['global_batch_at_1']} "
+                  f"(a fixed batch of {rs['schedule']['batch_size']}: {rs['fixed_batch_budget_steps_at_1']})")
             print(f"    {rs['step_s_at_1'] * 1e3:.0f} ms/step at {rs['positives_at_1']:.0f} positives (kernel "
                   f"{rs['kernel_step_s_at_1'] * 1e3:.0f} ms); " + ", ".join(
                       f"{n} {m['steps_at_1']:.0f} steps" if "steps_at_1" in m else f"{n} skipped"

@@ -95,6 +95,7 @@ def test_retrieval_extrapolation_uses_the_measured_schedule_and_skips_baselines_
     ret = extrapolate({"4": fake(4), "2": fake(2)})["stages"]["train-retrieval"]
     assert ret["positives_at_1"] == 800_000
     assert (ret["budget_steps_at_1"], ret["global_batch_at_1"]) == (1500, 32_000)
+    assert ret["fixed_batch_budget_steps_at_1"] == round(60 * 800_000 / 2048)  # what the fixed batch would take
     assert "skipped_at_1" in ret["models"]["mf"] and "popularity" not in ret["models"]
     assert ret["seconds_at_1"] == pytest.approx(1500 * 0.08)
     fixed = fake(2)
