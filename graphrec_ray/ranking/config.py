@@ -21,16 +21,18 @@ class RankingConfig:
     click_weight: float = 1.0  # weight of the click BCE in the multi-task loss
     value_weight: float = 1.0  # weight of the value MSE (log1p(watch_ratio) is O(1), same scale as BCE)
     train_baselines: bool = True  # also train the single-task click and value MLPs (same budget) for comparison
+    # ...but only up to this many training rows (0 = no limit): they are reported, never served, and cost as much
+    # training time as the MMoE (cProfile at full/4); above ~1M rows (full/2 and full) the MMoE trains alone.
+    baselines_max_rows: int = 1_000_000
     lr: float = 2e-3  # Adam learning rate
     weight_decay: float = 0.0  # Adam L2; early stopping regularises instead
     batch_size: int = 4096  # per-worker batch; large batches keep the CPU busy with few Python steps
     epochs: int = 4  # maximum epochs (early stopping may end sooner)
     max_train_rows: int = 0  # use only the first N training rows (0 = all), for quick runs
-    # Rows per epoch at most (0 = all): each epoch is a fresh seeded sample without replacement, so the training
-    # budget (epochs x this) stops growing with the log: 6 passes over full KuaiRec's ~10M training rows took
-    # ~20 min on 2 cores (benchmarks/ranker_scale.py); 6 x 2M = 12M samples is > 1 pass there, and binds on no
-    # preset below N = 2 (the demo has ~100k rows, full/4 612k).
-    epoch_max_rows: int = 2_000_000
+    # Rows per epoch at most (0 = all): each epoch a fresh seeded sample without replacement, a bound on training
+    # time for logs larger than full KuaiRec. Off by default: it costs AUC where it binds (full/2, 2M of 2.4M rows:
+    # outputs/ranker_scale.json, paired "cap2M_minus_all"), and the MMoE alone fits the time budget at full scale.
+    epoch_max_rows: int = 0
     val_max_rows: int = 200_000  # validation rows scored each epoch (a seeded sample; all when fewer)
     norm_sample_rows: int = 100_000  # training rows used to set the input standardisation
     session_gap_s: float = 1800.0  # a gap longer than 30 min starts a new session
@@ -46,6 +48,8 @@ class RankingConfig:
     def __post_init__(self) -> None:
         if self.n_experts < 1 or not self.expert_hidden:
             raise ValueError("n_experts must be >= 1 and expert_hidden non-empty")
+        if self.baselines_max_rows < 0:
+            raise ValueError(f"baselines_max_rows must be >= 0 (0 = no limit), got {self.baselines_max_rows}")
         if self.epoch_max_rows < 0:
             raise ValueError(f"epoch_max_rows must be >= 0 (0 = all rows), got {self.epoch_max_rows}")
         if self.batch_size < 1 or self.epochs < 1:

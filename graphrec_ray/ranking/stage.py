@@ -26,6 +26,7 @@ Negative down-sampling (``neg_sample_rate < 1``) applies to the training samples
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import time
@@ -233,8 +234,11 @@ def run(cfg: RankingConfig, layout: RunLayout, train: Train | None = None) -> di
     t0 = time.perf_counter()
     builder, events, prepared = prepare(cfg, run_dir, data_dir)
     t_prep = time.perf_counter() - t0
-    fp = fingerprint(cfg, run_dir, data_dir)
     n_rows = {s: len(e) for s, e in events.items()}
+    skip_baselines = cfg.train_baselines and 0 < cfg.baselines_max_rows < n_rows["train"]
+    if skip_baselines:  # decided once here, so the workers, the reload below and the fingerprint all agree
+        cfg = dataclasses.replace(cfg, train_baselines=False)
+    fp = fingerprint(cfg, run_dir, data_dir)
     del events["train"]  # the workers read it from prepared/; the driver needs only its row count
     state = train(cfg, prepared, fp)
     t_train = time.perf_counter() - t0 - t_prep
@@ -294,7 +298,9 @@ def run(cfg: RankingConfig, layout: RunLayout, train: Train | None = None) -> di
                    extra={"data_dir": str(data_dir), "feature_dim": builder.dim, "fingerprint": fp,
                           "calibration": cfg.calibration, "serving_calibrator": serving,
                           "calibrator_selection_val_log_loss": selection, "neg_sample_rate": cfg.neg_sample_rate,
-                          "epochs_run": len(history), "rows": n_rows})
+                          "epochs_run": len(history), "rows": n_rows,
+                          "baselines_skipped": f"{n_rows['train']} training rows > baselines_max_rows "
+                                               f"{cfg.baselines_max_rows}" if skip_baselines else None})
     return {"metrics": rows, "history": history, "feature_dim": builder.dim, "out_dir": str(out),
             "seconds": {"prepare": t_prep, "train": t_train, "total": time.perf_counter() - t0},
             "calibrators": {k: calibrators[k][v].to_dict() for k, v in serving.items()},

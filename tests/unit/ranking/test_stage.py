@@ -54,3 +54,27 @@ def test_run_saves_the_best_weights_of_the_injected_training(tmp_path: Path) -> 
     assert calls == [(layout.ranking_prepared.resolve(), read_manifest(layout.ranking)["fingerprint"])]
     saved = load_model(layout.ranker_model).state_dict()
     assert all(torch.all(v == 0.125) for v in saved.values() if v.is_floating_point())
+
+
+def test_baselines_train_only_up_to_baselines_max_rows(tmp_path: Path) -> None:
+    """Issue 14: the single-task baselines cost as much training as the MMoE and are never served, so above
+    ``baselines_max_rows`` training rows the MMoE trains alone (the workers get the same decision: only the MMoE's
+    weights come back), the manifest says why, and at or below the limit they are trained and reported as before."""
+    layout = RunLayout(make_tiny_run(tmp_path))
+    base = ["batch_size=256", "expert_hidden=[16]", "tower_hidden=[8]", "epochs=1", "train_baselines=true"]
+    trained: list[set[str]] = []
+
+    def train(c: RankingConfig, prepared: Path, fp: str) -> dict[str, Any]:
+        st = stage.train_models(c, prepared, fp)
+        trained.append(set(st["best"]))
+        return st
+
+    stage.run(load_config(RankingConfig, None, [*base, "baselines_max_rows=10"]), layout, train)
+    man = read_manifest(layout.ranking)
+    assert trained[-1] == {"mmoe"} and "baselines_max_rows 10" in man["baselines_skipped"]
+    assert not layout.ranker_baselines.exists() and "baselines.pt" not in man["files"]
+    n_train = man["rows"]["train"]
+    stage.run(load_config(RankingConfig, None, [*base, f"baselines_max_rows={n_train}"]), layout, train)
+    man = read_manifest(layout.ranking)
+    assert trained[-1] == {"mmoe", "click", "value"} and man["baselines_skipped"] is None
+    assert "baselines.pt" in man["files"]
