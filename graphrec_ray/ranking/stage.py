@@ -9,7 +9,8 @@ Steps:
 1. Read the run's splits, retrieval embeddings, id maps and raw side tables; build the shared feature tables once
    and write them (plus training and validation samples) to ``ranking/prepared/`` (:func:`prepare`), where the
    workers memory-map them.
-2. Train (:func:`train_models`): the MMoE and the click/value MLPs on the same batches; each epoch they score the
+2. Train (:func:`train_models`): the MMoE and the click/value MLPs (only up to ``baselines_max_rows`` training rows:
+   reported, never served) on the same batches; each epoch they score the
    same validation sample, keep each model's best weights (lowest validation loss) and stop a model after
    ``early_stopping_patience`` epochs without improvement.
 3. Fit Platt and isotonic calibrators on the full (never down-sampled) validation split's logits, beside the
