@@ -3,10 +3,12 @@
 For each preset (``demo`` and the robustness presets of issue 10) the script simulates a log, preprocesses it
 (default split), and trains side by side on the same split:
 
-* ``pipeline``: the retrieval stage's default model (``configs/retrieval.yaml``: ``lightgcn_ips``) with its
-  select-then-refit schedule (:func:`graphrec_ray.retrieval.fit.fit_in_process`, the loop of the Ray Train job);
+* ``pipeline``: the retrieval stage's default model (``configs/retrieval.yaml``: ``lightgcn_ips`` with the
+  popularity prior column it exports) with its select-then-refit schedule
+  (:func:`graphrec_ray.retrieval.fit.fit_in_process`, the loop of the Ray Train job);
 * ``pipeline_old``: the same model under the schedule before issue 10 (epochs of per-worker batches, early
-  stopping on IPS-weighted validation NDCG@10 with patience 6, best epoch exported, no refit), for before/after;
+  stopping on IPS-weighted validation NDCG@10 with patience 6, best epoch exported, no refit, no popularity
+  prior), for before/after;
 * ``pyg_ref``: an independent plain ``torch_geometric.nn.LightGCN`` (dim 64, 3 layers, Adam lr 1e-2, PyG's
   ``recommendation_loss`` with uniform negatives, early stop on validation Recall@20 with patience 5 epochs, then a
   refit on training + validation positives for the chosen epochs), positives ``watch_ratio >= --ref-threshold``
@@ -24,7 +26,8 @@ Usage::
     python benchmarks/retrieval_quality.py                       # all presets, demo size
     python benchmarks/retrieval_quality.py --presets demo sparse --seeds 0 1 2
 
-Writes ``outputs/retrieval_quality.csv`` (one row per preset, model, protocol) and ``.json`` (with the pairs).
+Writes ``outputs/retrieval_quality.csv`` (one row per preset, model, protocol), ``.json`` (with the pairs) and
+``.md`` (the README's table; ``--table-only`` rewrites it from the csv/json).
 """
 
 from __future__ import annotations
@@ -52,13 +55,15 @@ from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_true, per_user_unbiased  # noqa: E402
 from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
 from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
+from graphrec_ray.retrieval.popularity_prior import export_tables  # noqa: E402
 
 PRESETS = ("demo", "bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse")
 PROTOCOLS = (("unbiased_ge0.5", ">=", 0.5), ("unbiased_ge2.0", ">=", 2.0), ("true", "", 0.5))
 #: the defaults before issue 10, in today's terms (2 workers x 1024 = global 2048, epochs 40, ips_ndcg@10 on
 #: validation positives at the training threshold 2.0, patience 6, best epoch exported, no refit)
 OLD_SCHEDULE = ["epochs=40", "min_steps=0", "max_evals=1000", "refit=false", "val_metric=ips_ndcg@10",
-                "trainer.early_stopping_patience=6", "positive_threshold=2.0", "val_relevance=null"]
+                "trainer.early_stopping_patience=6", "positive_threshold=2.0", "val_relevance=null",
+                "popularity_prior=0"]
 
 
 def prepare(preset: str, root: Path, seed: int, scale: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -159,7 +164,8 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
     info: dict[str, dict[str, float]] = {m: {"train_s": 0.0} for m in models}
     old_cfg = load_config(RetrievalConfig, None, OLD_SCHEDULE)
     old_cfg = replace(cfg, **{k: getattr(old_cfg, k) for k in ("epochs", "min_steps", "max_evals", "refit",
-                                                                "val_metric", "positive_threshold", "val_relevance")},
+                                                                "val_metric", "positive_threshold", "val_relevance",
+                                                                "popularity_prior")},
                       trainer=replace(cfg.trainer, early_stopping_patience=6))
     for seed in seeds:
         for name in models:
@@ -176,7 +182,9 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
                 model = cfg.model if name.startswith("pipeline") else name
                 c = replace(old_cfg, seed=seed) if name == "pipeline_old" else c
                 st = fit_in_process(model, c, inputs["train"], inputs["val"])
-                seen, score = st["refit_positives"], EmbeddingRecommender(st["user"], st["item"]).score
+                # the tables the stage exports (IPS models: with the popularity prior column)
+                user, item = export_tables(model, c.popularity_prior, st["user"], st["item"], st["refit_positives"])
+                seen, score = st["refit_positives"], EmbeddingRecommender(user, item).score
                 info[name].update(selected_step=st["selected_step"], budget_steps=st["budget_steps"])
             for key, v in per_user(score, seen, inputs, gt).items():
                 per_model[name].setdefault(key, []).append(v)
@@ -222,6 +230,28 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], doc: dict[str, Any], ke
     out.with_suffix(".json").write_text(json.dumps(doc, indent=2, sort_keys=True, default=float) + "\n")
 
 
+def markdown_table(rows: list[dict[str, Any]], doc: dict[str, Any], key: str = "unbiased_ge2.0/recall@20") -> str:
+    """The README's table: per preset, every model's ``key`` and ``pipeline``'s paired differences (with verdicts)."""
+    est = {(r["preset"], r["model"]): r["estimate"] for r in rows if r["metric"] == key}
+    models = [m for m in ("pipeline", "pipeline_old", "pyg_ref", "mf", "popularity") if any(k[1] == m for k in est)]
+    others = [m for m in models if m != "pipeline"]
+    ratio = "pyg_ref" in others
+    head = ["preset", *models, *(["pipeline / pyg_ref"] if ratio else []), *(f"pipeline − {m}" for m in others)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for preset, entry in doc["presets"].items():
+        cells = [preset, *(f"{float(est[(preset, m)]):.3f}" for m in models)]
+        if ratio:
+            e = entry["pairs"][f"pipeline-pyg_ref/{key}"]
+            cells.append(f"{e['ratio']:.2f} [{e['ratio_low']:.2f}, {e['ratio_high']:.2f}]")
+        for m in others:
+            e = entry["pairs"].get(f"pipeline-{m}/{key}")
+            cells.append("" if e is None else
+                         f"{e['diff']:+.4f} [{e['ci_low']:+.4f}, {e['ci_high']:+.4f}] {e['verdict']}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return (f"Recall@20 ({key.split('/')[0]}), seeds {doc['seeds']}, {doc['wall_s']:.0f} s\n\n" + "\n".join(lines)
+            + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
@@ -234,7 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-items", type=int, default=None)
     p.add_argument("overrides", nargs="*", help="retrieval config overrides key=value")
     p.add_argument("--out", default="outputs/retrieval_quality")
+    p.add_argument("--table-only", action="store_true", help="rewrite <out>.md from <out>.csv/.json, run nothing")
     args = p.parse_args(argv)
+    if args.table_only:
+        out = Path(args.out)
+        with open(out.with_suffix(".csv"), newline="") as f:
+            saved = list(csv.DictReader(f))
+        out.with_suffix(".md").write_text(markdown_table(saved, json.loads(out.with_suffix(".json").read_text())))
+        print(out.with_suffix(".md").read_text())
+        return 0
     torch.set_num_threads(1)
     cfg = load_config(RetrievalConfig, args.config, args.overrides)
     if args.ref_threshold is None:
@@ -263,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"  ratio {e['ratio']:.2f} [{e['ratio_low']:.2f}, {e['ratio_high']:.2f}]")
     doc["wall_s"] = time.perf_counter() - t_all
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(markdown_table(rows, doc))
     write_outputs(out, rows, doc, sorted({k for r in rows for k in r},
                                          key=lambda k: (k not in ("preset", "model", "metric"), k)))
     print(f"\nwhole sweep {doc['wall_s']:.0f} s; wrote {out}.csv / .json")

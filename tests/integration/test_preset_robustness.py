@@ -3,10 +3,10 @@ LightGCN beats most-popular and MF on the unbiased protocol with 95 % intervals 
 
 Each case simulates the preset at reduced size, preprocesses it (default split), trains the default retrieval model
 (``configs/retrieval.yaml``, with the popularity prior the stage exports) and MF with the stage's select-then-refit
-loop (the Ray Train job's loop, run in process) for three training seeds, and compares per-user Recall@20 on ``small_matrix`` (relevance ``watch_ratio >= 2.0``: the dataset
-authors' ``> 2.0`` on continuous ratios, and the top level on ``rating_like``; the ``>= 0.5`` rule marks ~70 % of
-the simulator's small_matrix relevant and separates no model)
-by a paired bootstrap over users. A preset where the defaults do not win is a finding: its case is marked xfail
+loop (the Ray Train job's loop, run in process) for three training seeds, and compares per-user Recall@20 on
+``small_matrix`` (relevance ``watch_ratio >= 2.0``: the dataset authors' ``> 2.0`` on continuous ratios, and the top
+level on ``rating_like``; the ``>= 0.5`` rule marks ~70 % of the simulator's small_matrix relevant and separates no
+model) by a paired bootstrap over users. A preset where the defaults do not win is a finding: its case is marked xfail
 with the measured numbers (see ``XFAIL``; today every preset), never silently passed.
 """
 
