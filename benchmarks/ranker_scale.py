@@ -229,59 +229,40 @@ def paired(run_dir: Path, dir_a: Path, dir_b: Path, n_boot: int = 1000, seed: in
     return out
 
 
-def linear_fit(x: list[float], y: list[float]) -> tuple[float, float]:
-    """Least-squares ``(intercept, slope)`` of ``y`` on ``x`` (slope only through the origin for one point)."""
-    import numpy as np
+def extrapolate(runs: dict[str, dict[str, Any]], label: str, epochs: int = 6, epoch_max_rows: int = 0) -> dict[str, Any]:
+    """Scale-1 ranker seconds from the largest run labelled ``label`` (an extrapolation, not a measurement).
 
-    if len(set(x)) < 2:
-        return 0.0, float(np.mean(y) / np.mean(x))
-    slope, intercept = np.polyfit(np.asarray(x, float), np.asarray(y, float), 1)
-    return float(intercept), float(slope)
-
-
-def extrapolate(runs: dict[str, dict[str, Any]], label: str, epochs: int = 6,
-                epoch_max_rows: int = 2_000_000) -> dict[str, Any]:
-    """Scale-1 ranker seconds from the runs labelled ``label`` (an extrapolation, not a measurement).
-
-    Each phase is fitted as a fixed cost plus a cost per unit of what it passes over: ``prepare`` per row of all
-    four splits, ``train`` per training sample (epochs run x rows per epoch; its intercept is Ray Train's start-up
-    and the per-epoch validation on the fixed-size validation sample), the rest (final predictions, calibration,
-    metrics with their bootstrap) per evaluated row (val + test + eval_small). At scale 1 the rows are N^2 times
-    those of a run at N (density kept), and training takes ``epochs`` epochs (the most; early stopping may end
-    sooner) of ``min(train rows, epoch_max_rows)`` rows.
+    At scale 1 the rows are N^2 times those of a run at N (density kept). Training: the run's epoch seconds (rank 0's
+    ``seconds`` in the history) scale with the samples, ``epochs`` epochs (the most; early stopping may end sooner)
+    of ``min(train rows, epoch_max_rows)`` rows, and the rest of its training phase (Ray Train's start-up,
+    checkpoints, the per-epoch validation on the fixed-size validation sample) stays. Loading (``prepare``) and
+    evaluation (final predictions, calibration, metrics) scale with their rows with no fixed part, which
+    overestimates them. The largest run should train the same models as scale 1 (above ``baselines_max_rows`` the
+    MMoE alone).
     """
     sel = [r for r in runs.values() if r["label"] == label and r.get("rows")]
     if not sel:
         return {}
     big = max(sel, key=lambda r: r["rows"]["train"])
     k = big["scale_div"] ** 2
-    rows1 = {s: n * k for s, n in big["rows"].items()}
-
-    def samples(r: dict[str, Any]) -> float:  # the history counts rank 0's shard: x workers (configs: 2)
-        return sum(h["samples"] for h in r["history"]) * (1 if r.get("in_process") else 2)
-
-    def n_eval(rows: dict[str, int]) -> float:
-        return rows["val"] + rows["test"] + rows["eval_small"]
-
-    def n_all(rows: dict[str, int]) -> float:
-        return sum(rows.values())
-
-    out: dict[str, Any] = {"label": f"EXTRAPOLATION to scale 1 from the '{label}' runs (not a measurement)",
-                           "rows_at_1": rows1, "from_scale_div": sorted({r["scale_div"] for r in sel})}
-    samples1 = epochs * min(rows1["train"], epoch_max_rows) if epoch_max_rows > 0 else epochs * rows1["train"]
-    phases = {"prepare": ([n_all(r["rows"]) for r in sel], [r["seconds"]["prepare"] for r in sel], n_all(rows1)),
-              "train": ([samples(r) for r in sel], [r["seconds"]["train"] for r in sel], samples1),
-              "evaluate": ([n_eval(r["rows"]) for r in sel],
-                           [r["seconds"]["total"] - r["seconds"]["prepare"] - r["seconds"]["train"] for r in sel],
-                           n_eval(rows1))}
-    total = 0.0
-    for name, (x, y, x1) in phases.items():
-        a, b = linear_fit(x, y)
-        out[name] = {"intercept_s": a, "s_per_unit": b, "units_at_1": x1, "seconds_at_1": a + b * x1}
-        total += a + b * x1
-    out["seconds_at_1"] = total
-    out["peak_pss_sum_mb_measured_max"] = max(r["peak_pss_sum_mb"] for r in sel)
-    return out
+    rows, rows1 = big["rows"], {s: n * k for s, n in big["rows"].items()}
+    samples = sum(h["samples"] for h in big["history"]) * (1 if big.get("in_process") else 2)
+    per_epoch1 = rows1["train"] if epoch_max_rows <= 0 else min(rows1["train"], epoch_max_rows)
+    epoch_s = sum(h["seconds"] for h in big["history"])
+    train_fixed = big["seconds"]["train"] - epoch_s
+    train1 = train_fixed + epoch_s * epochs * per_epoch1 / samples
+    n_eval = rows["val"] + rows["test"] + rows["eval_small"]
+    eval_s = big["seconds"]["total"] - big["seconds"]["prepare"] - big["seconds"]["train"]
+    prepare1 = big["seconds"]["prepare"] * sum(rows1.values()) / sum(rows.values())
+    evaluate1 = eval_s * k
+    return {"label": f"EXTRAPOLATION to scale 1 from the '{label}' run at N = {big['scale_div']} (not a measurement)",
+            "from_scale_div": big["scale_div"], "rows_at_1": rows1,
+            "prepare": {"seconds_at_n": big["seconds"]["prepare"], "seconds_at_1": prepare1},
+            "train": {"fixed_s": train_fixed, "epoch_s_at_n": epoch_s, "samples_at_n": samples,
+                      "samples_at_1": epochs * per_epoch1, "seconds_at_1": train1},
+            "evaluate": {"seconds_at_n": eval_s, "eval_rows_at_n": n_eval, "seconds_at_1": evaluate1},
+            "seconds_at_1": prepare1 + train1 + evaluate1,
+            "peak_pss_sum_mb_at_n": big["peak_pss_sum_mb"]}
 
 
 def main(argv: list[str] | None = None) -> int:
