@@ -52,10 +52,11 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
 
     assert verify_manifest(layout.retrieval) == []
     man = read_manifest(layout.retrieval)
-    assert man["embedding_version"] == metrics["embedding_version"] and man["dim"] == 16
+    width = 16 + (cfg.popularity_prior > 0)  # lightgcn_ips exports one more column: the popularity prior
+    assert man["embedding_version"] == metrics["embedding_version"] and man["dim"] == width
     n_users, n_items = len(IdMap.load(layout.user_map)), len(IdMap.load(layout.item_map))
     ue, ie = np.load(layout.user_embeddings), np.load(layout.item_embeddings)
-    assert ue.shape == (n_users, 16) and ie.shape == (n_items, 16) and ue.dtype == np.float32
+    assert ue.shape == (n_users, width) and ie.shape == (n_items, width) and ue.dtype == np.float32
     saved = json.loads((layout.retrieval / "metrics.json").read_text())
     assert set(saved["models"]) == {"lightgcn_ips", "popularity"}
     m = saved["models"]["lightgcn_ips"]
@@ -89,7 +90,7 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
     # started again with the same config: every model resumes from its final checkpoint, nothing is retrained
     state = train_retrieval.fit_model("lightgcn_ips", cfg, layout)
     assert state["selected_step"] == m["selected_step"]
-    assert np.array_equal(state["user"], ue)
+    assert np.array_equal(state["user"], ue[:, :16]) and (ue[:, 16:] == 1.0).all()
 
 
 def test_tune_retrieval_search_then_train_applies_it(ray_cluster: None, tmp_path: Path) -> None:
