@@ -18,6 +18,16 @@ Why this matters on the unbiased protocol: item quality correlates with populari
 ``pop_i`` is the smoothed share of positives, ``(n_i + 1) / (max_j n_j + 1)`` in ``(0, 1]`` (``n_i``: distinct
 users with a training positive on ``i``, the counts of :class:`~graphrec_ray.retrieval.popularity.MostPopular`), so
 ``log pop_i <= 0`` and an item without positives gets the lowest prior rather than ``-inf``.
+
+Per-user weight (optional, ``n0 > 0``): the right prior strength depends on how much history a user has (one global
+gamma preferred 0.25-0.5 at the demo size and 3-4 at a size with ~3 positives a user). A credibility (Buhlmann)
+shrinkage gives the prior the share a user's own evidence does not carry,
+
+    score(u, i) = <e_u, e_i> + gamma * n0 / (n0 + n_u) * s * log(pop_i),
+
+``n_u`` the user's distinct positives in the fitted data: a user without history gets the full ``gamma``, one with
+``n0`` positives half of it. The weight goes in the *user* table's extra column (``n0 / (n0 + n_u)`` instead of
+``1``; the item column is unchanged), so it is still one inner product. ``n0 = 0`` means no shrinkage (column of ones).
 """
 
 from __future__ import annotations
@@ -33,26 +43,41 @@ def log_popularity(positives: Interactions) -> np.ndarray:
     return np.log((counts + 1.0) / (counts.max(initial=0.0) + 1.0)).astype(np.float32)
 
 
-def with_popularity_prior(user: np.ndarray, item: np.ndarray, log_pop: np.ndarray,
-                          gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Augmented tables whose inner products are ``user @ item.T + gamma * log_pop``.
+def user_prior_weights(positives: Interactions, n0: float) -> np.ndarray:
+    """``(U,)`` float32 per-user prior weights ``n0 / (n0 + n_u)`` in ``(0, 1]`` (``n_u``: the user's distinct
+    positive items); all ones when ``n0 == 0`` (no shrinkage: every user gets the global gamma)."""
+    if n0 < 0:
+        raise ValueError(f"n0 must be >= 0, got {n0}")
+    if n0 == 0.0:
+        return np.ones(positives.n_users, np.float32)
+    n_u = np.diff(positives.matrix().indptr).astype(np.float64)
+    return (n0 / (n0 + n_u)).astype(np.float32)
+
+
+def with_popularity_prior(user: np.ndarray, item: np.ndarray, log_pop: np.ndarray, gamma: float,
+                          user_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Augmented tables whose inner products are ``user @ item.T + gamma * user_weight[:, None] * log_pop``.
 
     Args:
         user: ``(U, d)`` user embeddings; item: ``(I, d)`` item embeddings.
         log_pop: ``(I,)`` log popularity (:func:`log_popularity`).
         gamma: prior strength (0 returns the tables unchanged, same width).
+        user_weight: ``(U,)`` per-user multiplier of the prior (:func:`user_prior_weights`); None = ones.
 
     Returns:
-        ``(U, d + 1)`` users with a last column of ones and ``(I, d + 1)`` items with ``gamma * log_pop`` last, both
-        float32 (``(U, d)`` / ``(I, d)`` unchanged when ``gamma == 0``).
+        ``(U, d + 1)`` users with ``user_weight`` (or ones) last and ``(I, d + 1)`` items with ``gamma * log_pop``
+        last, both float32 (``(U, d)`` / ``(I, d)`` unchanged when ``gamma == 0``).
     """
     user = np.ascontiguousarray(user, dtype=np.float32)
     item = np.ascontiguousarray(item, dtype=np.float32)
     if log_pop.shape != (item.shape[0],):
         raise ValueError(f"log_pop has shape {log_pop.shape}, expected ({item.shape[0]},)")
+    if user_weight is not None and user_weight.shape != (user.shape[0],):
+        raise ValueError(f"user_weight has shape {user_weight.shape}, expected ({user.shape[0]},)")
     if gamma == 0.0:
         return user, item
-    u = np.hstack([user, np.ones((user.shape[0], 1), np.float32)])
+    w = np.ones(user.shape[0], np.float32) if user_weight is None else user_weight.astype(np.float32)
+    u = np.hstack([user, w[:, None]])
     i = np.hstack([item, (gamma * log_pop.astype(np.float64)).astype(np.float32)[:, None]])
     return u, i
 
@@ -77,13 +102,15 @@ def applies_to(name: str, gamma: float) -> bool:
 
 
 def export_tables(name: str, gamma: float, user: np.ndarray, item: np.ndarray,
-                  positives: Interactions) -> tuple[np.ndarray, np.ndarray]:
+                  positives: Interactions, n0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The tables model ``name`` exports and is evaluated with: with the prior (counts from ``positives``, the
     positives it was fitted on) when :func:`applies_to`, else ``user`` / ``item`` as they are.
 
     ``gamma`` is in units of the model's score spread: the prior added is ``gamma * score_std * log pop_i``
     (:func:`score_std` of the dot products), so one value means the same trade-off whether a short run left small
-    embeddings or a long one large (the raw dot-product scale grows with training steps and data size)."""
+    embeddings or a long one large (the raw dot-product scale grows with training steps and data size).
+    ``n0 > 0`` shrinks it per user by ``n0 / (n0 + n_u)`` (:func:`user_prior_weights`, same ``positives``)."""
     if not applies_to(name, gamma):
         return user, item
-    return with_popularity_prior(user, item, log_popularity(positives), gamma * score_std(user, item))
+    return with_popularity_prior(user, item, log_popularity(positives), gamma * score_std(user, item),
+                                 user_prior_weights(positives, n0))

@@ -8,7 +8,7 @@ import pytest
 from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.base import EmbeddingRecommender
 from graphrec_ray.retrieval.popularity_prior import (applies_to, export_tables, log_popularity, score_std,
-                                                      with_popularity_prior)
+                                                      user_prior_weights, with_popularity_prior)
 
 
 def _planted() -> tuple[np.ndarray, np.ndarray, Interactions]:
@@ -70,3 +70,26 @@ def test_log_pop_of_the_wrong_length_is_rejected() -> None:
     user, item, _ = _planted()
     with pytest.raises(ValueError, match="log_pop"):
         with_popularity_prior(user, item, np.zeros(4, np.float32), 1.0)
+
+
+def test_per_user_weight_shrinks_the_prior_for_users_with_long_histories() -> None:
+    # planted: user 0 has 5 positives, user 4 one, user 5 none -> weights n0/(n0+n_u) = 2/7, 2/3, 1
+    user, item, pos = _planted()
+    w = user_prior_weights(pos, 2.0)
+    np.testing.assert_allclose(w, 2.0 / (2.0 + np.array([5, 4, 3, 2, 1, 0])), rtol=1e-6)
+    assert w[0] < w[4] < w[5] == 1.0  # many positives -> smaller prior weight; no history -> the full gamma
+    assert user_prior_weights(pos, 0.0).tolist() == [1.0] * 6  # n0 = 0: the global gamma for everyone
+
+
+def test_per_user_weight_is_in_the_user_column_and_the_inner_product_is_dot_plus_weighted_prior() -> None:
+    user, item, pos = _planted()
+    u, i = export_tables("lightgcn_ips", 2.0, user, item, pos, n0=2.0)
+    s, lp, w = score_std(user, item), log_popularity(pos), user_prior_weights(pos, 2.0)
+    np.testing.assert_allclose(u[:, -1], w, rtol=1e-6)  # the user table carries the weight ...
+    np.testing.assert_allclose(i[:, -1], 2.0 * s * lp, rtol=1e-5)  # ... the item column is unchanged
+    np.testing.assert_allclose(u @ i.T, user @ item.T + 2.0 * s * w[:, None] * lp[None, :], rtol=1e-5, atol=1e-4)
+    # regression (global prior): without n0 the user column stays ones, as serving and the manifest expect
+    u1, _ = export_tables("lightgcn_ips", 2.0, user, item, pos)
+    assert (u1[:, -1] == 1.0).all()
+    with pytest.raises(ValueError, match="user_weight"):
+        with_popularity_prior(user, item, lp, 1.0, np.ones(5, np.float32))

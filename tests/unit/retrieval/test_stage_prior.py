@@ -12,7 +12,7 @@ from graphrec_ray.layout import RunLayout
 from graphrec_ray.manifest import read_manifest, verify_manifest
 from graphrec_ray.retrieval import stage
 from graphrec_ray.retrieval.config import RetrievalConfig
-from graphrec_ray.retrieval.popularity_prior import log_popularity, score_std
+from graphrec_ray.retrieval.popularity_prior import log_popularity, score_std, user_prior_weights
 from graphrec_ray.retrieval.stage import load_inputs
 from tests.unit.ranking.conftest import make_tiny_run
 from tests.unit.retrieval.test_stage import popularity_fit
@@ -42,3 +42,19 @@ def test_stage_writes_the_prior_column_it_evaluates(tiny_layout: RunLayout) -> N
     ips, pop = metrics["models"]["lightgcn_ips"], metrics["models"]["popularity"]
     for k in ("unbiased/ge0.5/recall@20", "test/recall@20"):
         assert ips[k] == pytest.approx(pop[k], nan_ok=True), k
+
+
+def test_stage_writes_the_per_user_prior_weight_in_the_user_column(tiny_layout: RunLayout) -> None:
+    # popularity_prior_n0 > 0: the exported user column is n0 / (n0 + n_u) of the refit positives (not ones), and the
+    # inner products are dot + gamma * w_u * s * log pop (a stage that dropped n0 would write ones)
+    cfg = replace(RetrievalConfig(), baselines=(), popularity_prior=2.0, popularity_prior_n0=3.0)
+    stage.run(cfg, tiny_layout, popularity_fit)
+    ue, ie = np.load(tiny_layout.user_embeddings), np.load(tiny_layout.item_embeddings)
+    inputs = load_inputs(tiny_layout.preprocess)
+    pos = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
+    raw = popularity_fit("lightgcn_ips", cfg, tiny_layout, None)
+    s, w = score_std(raw["user"], raw["item"]), user_prior_weights(pos, 3.0)
+    assert w.min() < 1.0  # the tiny run has users with positives
+    np.testing.assert_allclose(ue[:, -1], w, rtol=1e-6)
+    np.testing.assert_allclose(ue @ ie.T, raw["user"] @ raw["item"].T
+                               + 2.0 * s * w[:, None] * log_popularity(pos)[None, :], rtol=1e-5, atol=1e-4)
