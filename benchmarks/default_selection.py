@@ -21,6 +21,8 @@ Usage::
     python benchmarks/default_selection.py --param model --values lightgcn_ips lightgcn mf popularity
     python benchmarks/default_selection.py --param popularity_prior --values 0 0.5 1 2 --train-seeds 0 1 2 \
         --scales demo small --seed 1
+    python benchmarks/default_selection.py --param popularity_prior,popularity_prior_n0 --values 0,0 3,0 4,2 6,4 \
+        --train-seeds 0 1 2 --scales demo small --seed 1      # a joint grid: comma-separated fields and values
 
 Writes ``outputs/default_selection_<param>.csv`` (preset, value, half, metric, estimate, interval) and ``.json``
 (the choice, per-preset winners on the selection half, paired report-half differences).
@@ -60,7 +62,17 @@ SELECT_KEY = "ge2.0/recall@20"
 SCALES: dict[str, dict[str, int]] = {"demo": {},
                                      "small": {"n_users": 400, "n_items": 500, "small_users": 120, "small_items": 200}}
 #: parameters applied after training (same fit for every value)
-INFERENCE_ONLY = frozenset({"popularity_prior"})
+INFERENCE_ONLY = frozenset({"popularity_prior", "popularity_prior_n0"})
+
+
+def assign(param: str, value: Any) -> dict[str, Any]:
+    """Config fields a candidate sets: ``"a,b"`` with ``(x, y)`` -> ``{"a": x, "b": y}``; one field as it is."""
+    fields = param.split(",")
+    if len(fields) == 1:
+        return {param: value}
+    if not isinstance(value, tuple) or len(value) != len(fields):
+        raise ValueError(f"--param {param} needs {len(fields)} comma-separated numbers per value, got {value!r}")
+    return dict(zip(fields, value))
 
 
 def selection_half(users: np.ndarray, seed: int) -> np.ndarray:
@@ -102,17 +114,18 @@ def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, candid
         for cand in candidates:
             t = time.perf_counter()
             is_pop = param == "model" and cand == "popularity"
-            c = replace(cfg, seed=ts) if is_pop else replace(cfg, seed=ts, **{param: cand})
+            c = replace(cfg, seed=ts) if is_pop else replace(cfg, seed=ts, **assign(param, cand))
             if is_pop:
                 score = MostPopular().fit(seen.relevant(">=", c.positive_threshold)).score
                 st: dict[str, Any] = {"selected_step": 0}
             else:
-                if param in INFERENCE_ONLY and shared is not None:
+                if set(param.split(",")) <= INFERENCE_ONLY and shared is not None:
                     st = shared
                 else:
                     st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
                     shared = st
-                u, i = export_tables(c.model, c.popularity_prior, st["user"], st["item"], st["refit_positives"])
+                u, i = export_tables(c.model, c.popularity_prior, st["user"], st["item"], st["refit_positives"],
+                                     c.popularity_prior_n0)
                 score = EmbeddingRecommender(u, i).score
             score_all(cand, score)
             info[cand]["train_s"] += time.perf_counter() - t
@@ -144,12 +157,16 @@ def choose(scores: dict[Any, float]) -> Any:
 
 
 def fmt(value: Any) -> str:
-    """``2.0`` -> ``"2"``, strings as they are."""
+    """``2.0`` -> ``"2"``, ``(3.0, 4.0)`` -> ``"3,4"``, strings as they are."""
+    if isinstance(value, tuple):
+        return ",".join(fmt(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def parse_value(text: str) -> Any:
-    """``"2"`` -> 2.0, ``"lightgcn"`` -> ``"lightgcn"`` (command-line values of ``--values``)."""
+    """``"2"`` -> 2.0, ``"3,4"`` -> ``(3.0, 4.0)``, ``"lightgcn"`` -> ``"lightgcn"`` (values of ``--values``)."""
+    if "," in text:
+        return tuple(float(t) for t in text.split(","))
     try:
         return float(text)
     except ValueError:
@@ -190,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                                       {**SCALES[size], **scale}, args.train_seeds)
                 print(f"{key}: {len(res[key]['users'])} small_matrix users, {time.perf_counter() - t:.0f} s",
                       flush=True)
+    configured = fmt(tuple(getattr(cfg, f) for f in args.param.split(","))) if "," in args.param \
+        else getattr(cfg, args.param)
     scores = normalised_scores(res, args.candidates)
     chosen = choose(scores)
     rows: list[dict[str, Any]] = []
@@ -197,10 +216,10 @@ def main(argv: list[str] | None = None) -> int:
                            "train_seeds": args.train_seeds or [args.seed],
                            "param": args.param, "values": args.candidates, "select_key": SELECT_KEY,
                            "selection_scores": {fmt(k): v for k, v in scores.items()}, "chosen": chosen,
-                           "configured": getattr(cfg, args.param), "presets": {}}
+                           "configured": configured, "presets": {}}
     print(f"\nselection half ({SELECT_KEY}, relative to each preset's best, mean over presets): "
           + ", ".join(f"{fmt(t)}: {s:.3f}" for t, s in scores.items()) + f"  -> chosen {fmt(chosen)}"
-          + f" (configured default {getattr(cfg, args.param)})")
+          + f" (configured default {configured})")
     for preset, r in res.items():
         sel, rep = r["select"], ~r["select"]
         entry: dict[str, Any] = {"info": {fmt(k): v for k, v in r["info"].items()}, "n_select": int(sel.sum()),
@@ -209,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             for key, v in r["values"][cand].items():
                 for half, mask in (("select", sel), ("report", rep)):
                     iv = bootstrap_mean(v[mask], seed=args.seed)
-                    rows.append({"preset": preset, args.param: cand, "half": half, "metric": key,
+                    value = fmt(cand) if isinstance(cand, tuple) else cand
+                    rows.append({"preset": preset, args.param: value, "half": half, "metric": key,
                                  "estimate": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n_users": iv.n})
         sel_means = {cand: float(np.nanmean(r["values"][cand][SELECT_KEY][sel])) for cand in args.candidates}
         entry["selection_winner"] = max(sel_means, key=lambda t: (sel_means[t], t))
@@ -227,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(" ".join(line))
         doc["presets"][preset] = entry
     doc["wall_s"] = time.perf_counter() - t0
-    out = Path(args.out or f"outputs/default_selection_{args.param}")
+    out = Path(args.out or f"outputs/default_selection_{args.param.replace(',', '+')}")
     write_outputs(out, rows, doc, list(rows[0]))
     print(f"\n{doc['wall_s']:.0f} s; wrote {out}.csv / .json")
     return 0

@@ -63,7 +63,7 @@ PROTOCOLS = (("unbiased_ge0.5", ">=", 0.5), ("unbiased_ge2.0", ">=", 2.0), ("tru
 #: validation positives at the training threshold 2.0, patience 6, best epoch exported, no refit)
 OLD_SCHEDULE = ["epochs=40", "min_steps=0", "max_evals=1000", "refit=false", "val_metric=ips_ndcg@10",
                 "trainer.early_stopping_patience=6", "positive_threshold=2.0", "val_relevance=null",
-                "popularity_prior=0"]
+                "popularity_prior=0", "popularity_prior_n0=0"]
 
 
 def prepare(preset: str, root: Path, seed: int, scale: dict[str, Any]) -> tuple[dict[str, Any], Any]:
@@ -165,7 +165,7 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
     old_cfg = load_config(RetrievalConfig, None, OLD_SCHEDULE)
     old_cfg = replace(cfg, **{k: getattr(old_cfg, k) for k in ("epochs", "min_steps", "max_evals", "refit",
                                                                 "val_metric", "positive_threshold", "val_relevance",
-                                                                "popularity_prior")},
+                                                                "popularity_prior", "popularity_prior_n0")},
                       trainer=replace(cfg.trainer, early_stopping_patience=6))
     for seed in seeds:
         for name in models:
@@ -183,7 +183,8 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
                 c = replace(old_cfg, seed=seed) if name == "pipeline_old" else c
                 st = fit_in_process(model, c, inputs["train"], inputs["val"])
                 # the tables the stage exports (IPS models: with the popularity prior column)
-                user, item = export_tables(model, c.popularity_prior, st["user"], st["item"], st["refit_positives"])
+                user, item = export_tables(model, c.popularity_prior, st["user"], st["item"], st["refit_positives"],
+                                           c.popularity_prior_n0)
                 seen, score = st["refit_positives"], EmbeddingRecommender(user, item).score
                 info[name].update(selected_step=st["selected_step"], budget_steps=st["budget_steps"])
             for key, v in per_user(score, seen, inputs, gt).items():

@@ -74,7 +74,8 @@ def _per_user_recall(preset: str, tmp: Path) -> dict[str, np.ndarray]:
         for seed in TRAIN_SEEDS:
             st = fit_in_process(name, replace(cfg, seed=seed), inputs["train"], inputs["val"])
             # the tables the stage exports: IPS models carry the popularity prior column
-            user, item = export_tables(name, cfg.popularity_prior, st["user"], st["item"], st["refit_positives"])
+            user, item = export_tables(name, cfg.popularity_prior, st["user"], st["item"], st["refit_positives"],
+                                       cfg.popularity_prior_n0)
             score = EmbeddingRecommender(user, item).score
             runs.append(per_user_unbiased(score, inputs["eval_small"], st["refit_positives"], ">=", 2.0)["recall@20"])
         out[name] = np.mean(runs, axis=0)  # per user, mean over training seeds (NaN stays NaN: no relevant item)

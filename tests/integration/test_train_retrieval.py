@@ -90,7 +90,12 @@ def test_two_ray_train_workers_select_refit_then_resume(ray_cluster: None, tmp_p
     # started again with the same config: every model resumes from its final checkpoint, nothing is retrained
     state = train_retrieval.fit_model("lightgcn_ips", cfg, layout)
     assert state["selected_step"] == m["selected_step"]
-    assert np.array_equal(state["user"], ue[:, :16]) and (ue[:, 16:] == 1.0).all()
+    # the prior's user column: the per-user weight n0 / (n0 + n_u) of the refit positives (ones when n0 = 0)
+    from graphrec_ray.retrieval.popularity_prior import user_prior_weights
+
+    refit_pos = training_positives(cfg, inputs["train"].concat(inputs["val"]))
+    w = user_prior_weights(refit_pos, cfg.popularity_prior_n0)
+    assert np.array_equal(state["user"], ue[:, :16]) and np.allclose(ue[:, 16:].ravel(), w)
 
 
 def test_tune_retrieval_search_then_train_applies_it(ray_cluster: None, tmp_path: Path) -> None:
