@@ -19,7 +19,8 @@ validation excluded; rank 0 of the Ray Train workers) stand beside the step kern
 (:func:`benchmarks.lightgcn_step.timeit` of forward + backward of ``LightGCN`` on the same training graph, at the
 per-worker batch and the workers' torch threads), with their ratio (issue 14's goal: loop ≤ 1.5 × kernel).
 
-Scale 1 is not run here (it took > 40 min on 2 cores): :func:`extrapolate` fits a fixed cost plus a cost per
+``--scale-div 1`` runs the full preset itself (24 min on the 2-core VM since the issue 14 schedules; it took
+> 40 min before). From smaller divisors alone, :func:`extrapolate` fits a fixed cost plus a cost per
 big_matrix row to each stage's times over the measured divisors, and for retrieval multiplies the optimiser steps of
 scale 1 (the step budget of the positives scaled by N²) by the seconds per step extrapolated linearly in positives.
 Both are labelled as extrapolations in the output.
