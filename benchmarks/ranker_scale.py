@@ -36,56 +36,18 @@ import os
 import pstats
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graphrec_ray.sources.simulator.presets import PRESETS  # noqa: E402
-
-FULL = PRESETS["full"]
-
-
-class PeakPss:
-    """Peak of the PSS sum over this process and its descendants, sampled in a thread."""
-
-    def __init__(self, every_s: float = 1.0) -> None:
-        import psutil
-
-        self.proc, self.every_s, self.peak = psutil.Process(), every_s, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            total = 0.0
-            for p in [self.proc, *self.proc.children(recursive=True)]:
-                try:
-                    total += p.memory_full_info().pss
-                except (psutil.Error, AttributeError):
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.every_s)
-
-    def __enter__(self) -> "PeakPss":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
+from benchmarks.pipeline_full import TreeMemory, overrides_for  # noqa: E402
 
 
 def sim_overrides(div: int) -> list[str]:
-    """``full`` preset sizes divided by ``div`` (as ``benchmarks/pipeline_full.py``)."""
-    return ["preset=full", f"n_users={max(2, round(FULL.n_users / div))}",
-            f"n_items={max(2, round(FULL.n_items / div))}",
-            f"small_users={max(1, round(FULL.small_users / div))}",
-            f"small_items={max(1, round(FULL.small_items / div))}"]
+    """``full`` preset sizes divided by ``div``: ``benchmarks/pipeline_full.py``'s, for the simulate stage alone."""
+    return [o.removeprefix("simulate.") for o in overrides_for(div)]
 
 
 def make_run_dir(div: int, root: Path) -> Path:
@@ -141,7 +103,7 @@ def run_ranker(run_dir: Path, overrides: list[str], in_process: bool, profile: P
     cfg = load_stage("ranking", overrides, Path("configs"))
     prof = cProfile.Profile() if profile is not None else None
     t0 = time.perf_counter()
-    with PeakPss() as mem:
+    with TreeMemory() as mem:
         if in_process:
             if cfg.torch_threads > 0:
                 torch.set_num_threads(cfg.torch_threads)
@@ -161,7 +123,7 @@ def run_ranker(run_dir: Path, overrides: list[str], in_process: bool, profile: P
         profile.parent.mkdir(parents=True, exist_ok=True)
         profile.write_text(buf.getvalue())
     manifest = json.loads((layout.ranking / "manifest.json").read_text())
-    return {"wall_s": wall, "seconds": summary["seconds"], "peak_pss_sum_mb": mem.peak / 2**20,
+    return {"wall_s": wall, "seconds": summary["seconds"], "peak_pss_sum_mb": mem.peaks["setup"]["pss_sum"] / 2**20,
             "rows": manifest.get("rows"), "epochs_run": len(summary["history"]),
             "history": [{k: v for k, v in h.items() if k.startswith(("epoch", "val_", "seconds", "samples"))}
                         for h in summary["history"]],
