@@ -35,11 +35,12 @@ from __future__ import annotations
 import numpy as np
 
 from graphrec_ray.interactions import Interactions
+from graphrec_ray.retrieval.popularity import MostPopular
 
 
 def log_popularity(positives: Interactions) -> np.ndarray:
     """``(I,)`` float32 ``log((n_i + 1) / (max n + 1))`` from distinct positive users per item (<= 0)."""
-    counts = np.asarray(positives.matrix().sum(axis=0), dtype=np.float64).ravel()
+    counts = MostPopular().fit(positives).popularity.astype(np.float64)  # its counts: one definition of popularity
     return np.log((counts + 1.0) / (counts.max(initial=0.0) + 1.0)).astype(np.float32)
 
 
