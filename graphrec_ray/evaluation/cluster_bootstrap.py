@@ -3,8 +3,8 @@
 Rows of one user are not independent, so the user is the resampling unit (a cluster bootstrap): each replicate
 draws ``U`` users with replacement and weights every row by how often its user was drawn. Metrics that are ratios
 of row sums (Brier, log-loss, MSE, ECE with the bins fixed on the full sample) are then one matrix product of the
-``(B, U)`` draw counts with ``(U, k)`` per-user sums; AUC is recomputed per replicate with row weights on a
-presorted score order (O(rows) each).
+``(B, U)`` draw counts with ``(U, k)`` per-user sums; so is AUC, from per-user counts of positives and negatives
+per score bin (:func:`auc_replicates`; :func:`weighted_auc` is the exact per-replicate reference).
 
 Example::
 
@@ -19,6 +19,8 @@ Example::
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -51,16 +53,22 @@ class UserBootstrap:
     def n_boot(self) -> int:
         return int(self.counts.shape[0])
 
-    def replicate_sums(self, columns: np.ndarray) -> np.ndarray:
-        """``(N, k)`` row values -> ``(B, k)`` weighted column sums per replicate."""
-        import scipy.sparse as sp
+    def per_user_sums(self, values: np.ndarray, bins: np.ndarray | None = None, n_bins: int = 1) -> np.ndarray:
+        """``(U, n_bins)`` sums of ``(N,)`` row values per user (and per bin: ``bins`` ``(N,)`` in ``[0, n_bins)``).
 
-        cols = np.asarray(columns, dtype=np.float64)
-        if cols.ndim == 1:
-            cols = cols[:, None]
-        n = self.inverse.size
-        member = sp.csr_matrix((np.ones(n), (self.inverse, np.arange(n))), shape=(self.n_users, n))
-        return self.counts @ np.asarray(member @ cols)
+        One ``bincount``: never an ``(N, k)`` matrix (at full KuaiRec scale, 4.7M small_matrix rows, a dense
+        ``(N, 30)`` matrix of ECE bin columns alone was 1.1 GB)."""
+        key = self.inverse if bins is None else self.inverse * n_bins + bins
+        return np.bincount(key, weights=values, minlength=self.n_users * n_bins).reshape(self.n_users, n_bins)
+
+    def replicate_sums(self, columns: np.ndarray | Sequence[np.ndarray], bins: np.ndarray | None = None,
+                       n_bins: int = 1) -> np.ndarray:
+        """``(N, k)`` row values (or ``k`` columns of ``(N,)``) -> ``(B, k * n_bins)`` weighted sums per replicate
+        (per column, then per bin of ``bins`` within it; see :meth:`per_user_sums`)."""
+        if isinstance(columns, np.ndarray):
+            columns = list(np.asarray(columns, dtype=np.float64).reshape(self.inverse.size, -1).T)
+        cols = [np.asarray(c, dtype=np.float64) for c in columns]
+        return self.counts @ np.concatenate([self.per_user_sums(c, bins, n_bins) for c in cols], axis=1)
 
     def row_weights(self, b: int) -> np.ndarray:
         """``(N,)`` row weights of replicate ``b``."""
@@ -93,6 +101,53 @@ def sorted_ties(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ss = s[order]
     tie_group = np.concatenate([[0], np.cumsum(ss[1:] != ss[:-1])]).astype(np.int64) if s.size else np.zeros(0, int)
     return order, tie_group
+
+
+#: score bins of the AUC replicates: exact when the scores take at most this many distinct values, else the
+#: replicates of the binned AUC shifted by (exact - binned) AUC of the full sample (:func:`auc_replicates`)
+AUC_BINS = 1024
+
+
+def auc_replicates(boot: UserBootstrap, p: np.ndarray, y: np.ndarray, max_bins: int = AUC_BINS) -> np.ndarray:
+    """``(B,)`` bootstrap replicates of the ROC-AUC of scores ``p`` ``(N,)`` for 0/1 labels ``y`` ``(N,)``.
+
+    Rows are grouped into score bins (each tie group whole, so ties still count one half); per user and bin the
+    positives and negatives are counted once, and every replicate is then one product of the ``(B, U)`` draw
+    counts with these ``(U, bins)`` tables: ``O(B * U * bins)``, independent of the rows (the per-replicate
+    weighted AUC over all rows was ``O(B * N)`` in Python-level passes: 30 of the 33 s of evaluation at N = 4).
+    With at most ``max_bins`` distinct scores the bins are the tie groups and the replicates are exact (the
+    weighted AUC of :func:`weighted_auc`); with more, the bins are ``max_bins`` equal-row score quantiles, and each replicate is shifted by the full sample's exact minus binned
+    AUC (the pairs inside a bin, ~1/max_bins of all, count one half in the binned AUC; the shift restores their
+    share, which varies between replicates only at second order).
+    """
+    order, ties = sorted_ties(p)
+    n = p.size
+    n_groups = int(ties[-1]) + 1 if n else 0
+    binned = n_groups > max_bins
+    if binned:  # a tie group's bin is that of its first row: monotone in the score, ties never split
+        first = np.r_[0, np.flatnonzero(ties[1:] != ties[:-1]) + 1]
+        sorted_bins = ((first * max_bins) // n)[ties]
+        n_bins = max_bins
+    else:
+        sorted_bins, n_bins = ties, max(n_groups, 1)
+    bins = np.empty(n, dtype=np.int64)
+    bins[order] = sorted_bins
+    yf = np.asarray(y, dtype=np.float64)
+    pos = boot.replicate_sums([yf], bins, n_bins)  # (B, bins) weighted positives per bin
+    neg = boot.replicate_sums([1.0 - yf], bins, n_bins)
+
+    def auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+        below = np.cumsum(neg, axis=-1) - neg
+        total = pos.sum(axis=-1) * neg.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(total > 0, np.sum(pos * (below + 0.5 * neg), axis=-1) / total, np.nan)
+
+    reps = auc(pos, neg)
+    if binned:
+        full_pos = np.bincount(bins, weights=yf, minlength=n_bins)
+        full_neg = np.bincount(bins, weights=1.0 - yf, minlength=n_bins)
+        reps = reps + (weighted_auc(order, ties, yf, np.ones(n)) - float(auc(full_pos, full_neg)))
+    return reps
 
 
 def percentile_interval(estimate: float, replicates: np.ndarray, level: float = DEFAULT_LEVEL,

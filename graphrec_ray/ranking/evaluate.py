@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from graphrec_ray.calibration.metrics import LOG_LOSS_EPS, bin_ids, brier, ece, log_loss
-from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, percentile_interval, sorted_ties, weighted_auc
+from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, auc_replicates, percentile_interval
 
 #: Column order of ``metrics.csv`` / ``metrics.md`` (true_* columns only on simulator data).
 COLUMNS = ("model", "calibrator", "split", "neg_sample_rate", "serving", "n", "auc", "mse", "rmse", "ece_mass",
@@ -100,64 +100,6 @@ def metrics_rows(model: str, split: str, logit: np.ndarray, value: np.ndarray, l
     return rows
 
 
-#: score bins of the AUC replicates: exact when the scores take at most this many distinct values, else the
-#: replicates of the binned AUC shifted by (exact - binned) AUC of the full sample (:func:`auc_replicates`)
-AUC_BINS = 1024
-
-
-def _per_user(boot: UserBootstrap, values: np.ndarray, bins: np.ndarray | None = None, n_bins: int = 1) -> np.ndarray:
-    """``(U, n_bins)`` sums of ``(N,)`` row values per user (and per bin ``bins`` ``(N,)`` in ``[0, n_bins)``).
-
-    One ``bincount``, so the replicate sums (``boot.counts @ this``) never build an ``(N, k)`` matrix: at full
-    KuaiRec scale (4.7M small_matrix rows) a dense ``(N, 30)`` ECE matrix alone was 1.1 GB.
-    """
-    key = boot.inverse if bins is None else boot.inverse * n_bins + bins
-    return np.bincount(key, weights=values, minlength=boot.n_users * n_bins).reshape(boot.n_users, n_bins)
-
-
-def auc_replicates(boot: UserBootstrap, p: np.ndarray, y: np.ndarray, max_bins: int = AUC_BINS) -> np.ndarray:
-    """``(B,)`` bootstrap replicates of the ROC-AUC of scores ``p`` ``(N,)`` for 0/1 labels ``y`` ``(N,)``.
-
-    Rows are grouped into score bins (each tie group whole, so ties still count one half); per user and bin the
-    positives and negatives are counted once, and every replicate is then one product of the ``(B, U)`` draw
-    counts with these ``(U, bins)`` tables: ``O(B * U * bins)``, independent of the rows (the per-replicate
-    weighted AUC over all rows was ``O(B * N)`` in Python-level passes: 30 of the 33 s of evaluation at N = 4).
-    With at most ``max_bins`` distinct scores the bins are the tie groups and the replicates are exact (the
-    weighted AUC of :func:`graphrec_ray.evaluation.cluster_bootstrap.weighted_auc`); with more, the bins are
-    ``max_bins`` equal-row score quantiles, and each replicate is shifted by the full sample's exact minus binned
-    AUC (the pairs inside a bin, ~1/max_bins of all, count one half in the binned AUC; the shift restores their
-    share, which varies between replicates only at second order).
-    """
-    order, ties = sorted_ties(p)
-    n = p.size
-    n_groups = int(ties[-1]) + 1 if n else 0
-    binned = n_groups > max_bins
-    if binned:  # a tie group's bin is that of its first row: monotone in the score, ties never split
-        first = np.r_[0, np.flatnonzero(ties[1:] != ties[:-1]) + 1]
-        sorted_bins = ((first * max_bins) // n)[ties]
-        n_bins = max_bins
-    else:
-        sorted_bins, n_bins = ties, max(n_groups, 1)
-    bins = np.empty(n, dtype=np.int64)
-    bins[order] = sorted_bins
-    yf = np.asarray(y, dtype=np.float64)
-    pos = boot.counts @ _per_user(boot, yf, bins, n_bins)  # (B, bins) weighted positives per bin
-    neg = boot.counts @ _per_user(boot, 1.0 - yf, bins, n_bins)
-
-    def auc(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-        below = np.cumsum(neg, axis=-1) - neg
-        total = pos.sum(axis=-1) * neg.sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(total > 0, np.sum(pos * (below + 0.5 * neg), axis=-1) / total, np.nan)
-
-    reps = auc(pos, neg)
-    if binned:
-        full_pos = np.bincount(bins, weights=yf, minlength=n_bins)
-        full_neg = np.bincount(bins, weights=1.0 - yf, minlength=n_bins)
-        reps = reps + (weighted_auc(order, ties, yf, np.ones(n)) - float(auc(full_pos, full_neg)))
-    return reps
-
-
 def _replicates(boot: UserBootstrap, p: np.ndarray, y: np.ndarray, value: np.ndarray, label_value: np.ndarray,
                 p_true: np.ndarray | None, n_bins: int, two_classes: bool) -> dict[str, np.ndarray]:
     """``{metric: (B,) bootstrap replicates}`` for :data:`CI_METRICS`."""
@@ -175,15 +117,15 @@ def _replicates(boot: UserBootstrap, p: np.ndarray, y: np.ndarray, value: np.nda
         if pre:
             cols.append(np.abs(p - t))
             names.append("true_mae")
-    sums = boot.counts @ np.concatenate([_per_user(boot, c) for c in cols], axis=1)
+    sums = boot.replicate_sums(cols)
     n = sums[:, 0]
     reps = {name: sums[:, i] / n for i, name in enumerate(names) if name != "n"}
     reps["rmse"] = np.sqrt(reps["mse"])
     for strategy, key in (("equal_mass", "ece_mass"), ("equal_width", "ece_width")):
         ids = bin_ids(p, n_bins, strategy)  # bins of the full sample, kept in every replicate
-        sp = boot.counts @ _per_user(boot, p, ids, n_bins)
+        sp = boot.replicate_sums([p], ids, n_bins)
         for pre, t in targets.items():
-            st = boot.counts @ _per_user(boot, t, ids, n_bins)
+            st = boot.replicate_sums([t], ids, n_bins)
             reps[f"{pre}{key}"] = np.abs(sp - st).sum(axis=1) / n
     if two_classes:
         reps["auc"] = auc_replicates(boot, p, y)

@@ -104,8 +104,7 @@ def test_auc_replicates_match_the_per_replicate_weighted_auc(decimals: int | Non
     the ranker's evaluation at N = 4 and O(replicates x rows) at full scale. The per-user binned replicates must
     equal that exact computation: bit for bit with few distinct scores (bins = tie groups), to ~1e-5 (far below
     the replicates' spread) with many."""
-    from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, sorted_ties, weighted_auc
-    from graphrec_ray.ranking.evaluate import auc_replicates
+    from graphrec_ray.evaluation.cluster_bootstrap import UserBootstrap, auc_replicates, sorted_ties, weighted_auc
 
     rng = np.random.default_rng(1)
     users = rng.integers(0, 300, 20_000)
