@@ -13,8 +13,11 @@ if any request failed.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     from ray import serve
 
     init_ray(args.ray_address)
+    _interrupt_on_sigterm()
     apps, serve_running = _serve_state()
     if args.smoke > 0:
         # A smoke test never touches an app it did not create: private name and route, deleted by name.
@@ -143,8 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            serve.delete(app_name)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (timeout, systemd, Kubernetes): see _interrupt_on_sigterm
+            pass
+        if not (args.ray_address or os.environ.get("RAY_ADDRESS")):
+            # init_ray started a private cluster: it and the app end with this process. Deleting first could hang:
+            # `timeout` and systemd signal the whole process group, the cluster's GCS included.
+            print("graphrec serve: stopped, shutting down its local Ray cluster", flush=True)
+            return 0
+        if threading.current_thread() is threading.main_thread():  # a repeated SIGTERM must not cut it short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        serve.delete(app_name)  # only the app this command created; the cluster's other apps keep serving
+        print(f"graphrec serve: stopped, deleted app {app_name}", flush=True)
         return 0
     users = load_ids(run_dir).user_map.raw_ids
     sample = [int(u) for u in users[np.linspace(0, len(users) - 1, num=min(20, len(users))).astype(int)]]
@@ -165,6 +178,23 @@ def smoke_line(report: dict) -> str:
             + (f" ({fails[0]})" if fails else "")
             + f", cold start {report['cold_start']}, cache hits {report['cache_hits']}, health {report['health']}, "
             f"metrics {report['metrics']}, p50 {report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms")
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM raise :class:`KeyboardInterrupt` in the main thread, so it takes Ctrl-C's clean-up path.
+
+    Call after :func:`init_ray`: ``ray.init`` installs a SIGTERM handler that calls ``sys.exit(15)`` and its core
+    worker then adds a C++ one that prints a stack dump first, so a SIGTERM (how ``timeout``, systemd and Kubernetes
+    stop a process) ended ``graphrec serve`` with status 15, Ray internals on the terminal and the application
+    still deployed on a shared cluster. This handler replaces both. Outside the main thread (``main`` called from a
+    thread) Python cannot set handlers: nothing changes there.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _proxy_port(default: int) -> int:
