@@ -62,7 +62,8 @@ SELECT_KEY = "ge2.0/recall@20"
 SCALES: dict[str, dict[str, int]] = {"demo": {},
                                      "small": {"n_users": 400, "n_items": 500, "small_users": 120, "small_items": 200}}
 #: parameters applied after training (same fit for every value)
-INFERENCE_ONLY = frozenset({"popularity_prior", "popularity_prior_n0"})
+INFERENCE_ONLY = frozenset({"popularity_prior", "popularity_prior_n0", "popularity_prior_signal",
+                            "popularity_prior_shrinkage"})
 
 
 def assign(param: str, value: Any) -> dict[str, Any]:
@@ -124,8 +125,7 @@ def run_preset(preset: str, root: Path, cfg: RetrievalConfig, param: str, candid
                 else:
                     st = fit_in_process(c.model, c, inputs["train"], inputs["val"])
                     shared = st
-                u, i = export_tables(c.model, c.popularity_prior, st["user"], st["item"], st["refit_positives"],
-                                     c.popularity_prior_n0)
+                u, i = export_tables(c.model, c, st["user"], st["item"], st["refit_positives"], seen)
                 score = EmbeddingRecommender(u, i).score
             score_all(cand, score)
             info[cand]["train_s"] += time.perf_counter() - t
@@ -164,9 +164,10 @@ def fmt(value: Any) -> str:
 
 
 def parse_value(text: str) -> Any:
-    """``"2"`` -> 2.0, ``"3,4"`` -> ``(3.0, 4.0)``, ``"lightgcn"`` -> ``"lightgcn"`` (values of ``--values``)."""
+    """``"2"`` -> 2.0, ``"3,4"`` -> ``(3.0, 4.0)``, ``"lightgcn"`` -> ``"lightgcn"``, ``"count,4"`` ->
+    ``("count", 4.0)`` (values of ``--values``)."""
     if "," in text:
-        return tuple(float(t) for t in text.split(","))
+        return tuple(parse_value(t) for t in text.split(","))
     try:
         return float(text)
     except ValueError:

@@ -13,7 +13,10 @@ For each preset (``demo`` and the robustness presets of issue 10) the script sim
   ``recommendation_loss`` with uniform negatives, early stop on validation Recall@20 with patience 5 epochs, then a
   refit on training + validation positives for the chosen epochs), positives ``watch_ratio >= --ref-threshold``
   (default: the pipeline's ``positive_threshold``, so only the training differs);
-* ``mf``: the pipeline's MF-BPR with its default schedule; ``popularity``: most-popular.
+* ``mf``: the pipeline's MF-BPR with its default schedule; ``popularity``: most-popular;
+* ``engagement``: the pipeline's item prior alone, not personalised (each item's shrunk mean ``log1p`` watch ratio
+  over its training + validation views, :func:`graphrec_ray.retrieval.popularity_prior.engagement`): what the
+  pipeline's personal part adds on top of the prior it exports is ``pipeline - engagement``.
 
 Metrics: the unbiased protocol (``small_matrix`` users x items; relevance ``>= 0.5`` and ``>= 2.0``: the
 authors' ``> 2.0`` is empty on ``rating_like``, whose top level is 2.0, and equal to it on continuous ratios) and, on
@@ -55,7 +58,7 @@ from graphrec_ray.retrieval.config import RetrievalConfig  # noqa: E402
 from graphrec_ray.retrieval.evaluate import per_user_true, per_user_unbiased  # noqa: E402
 from graphrec_ray.retrieval.fit import fit_in_process  # noqa: E402
 from graphrec_ray.retrieval.popularity import MostPopular  # noqa: E402
-from graphrec_ray.retrieval.popularity_prior import export_tables  # noqa: E402
+from graphrec_ray.retrieval.popularity_prior import engagement, export_tables  # noqa: E402
 
 PRESETS = ("demo", "bursty", "popularity_strong", "popularity_weak", "rating_like", "sparse")
 PROTOCOLS = (("unbiased_ge0.5", ">=", 0.5), ("unbiased_ge2.0", ">=", 2.0), ("true", "", 0.5))
@@ -174,6 +177,11 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
             if name == "popularity":
                 seen = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
                 score = MostPopular().fit(seen).score
+            elif name == "engagement":
+                views = inputs["train"].concat(inputs["val"])
+                seen = views.relevant(">=", cfg.positive_threshold)
+                z = engagement(views, cfg.popularity_prior_shrinkage)
+                score = EmbeddingRecommender(np.ones((views.n_users, 1), np.float32), z[:, None]).score
             elif name == "pyg_ref":
                 u, i, seen, ep = pyg_reference(inputs["train"], inputs["val"], ref_threshold, seed)
                 score = EmbeddingRecommender(u, i).score
@@ -183,8 +191,8 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
                 c = replace(old_cfg, seed=seed) if name == "pipeline_old" else c
                 st = fit_in_process(model, c, inputs["train"], inputs["val"])
                 # the tables the stage exports (IPS models: with the popularity prior column)
-                user, item = export_tables(model, c.popularity_prior, st["user"], st["item"], st["refit_positives"],
-                                           c.popularity_prior_n0)
+                user, item = export_tables(model, c, st["user"], st["item"], st["refit_positives"],
+                                           inputs["train"].concat(inputs["val"]))
                 seen, score = st["refit_positives"], EmbeddingRecommender(user, item).score
                 info[name].update(selected_step=st["selected_step"], budget_steps=st["budget_steps"])
             for key, v in per_user(score, seen, inputs, gt).items():
@@ -234,7 +242,8 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], doc: dict[str, Any], ke
 def markdown_table(rows: list[dict[str, Any]], doc: dict[str, Any], key: str = "unbiased_ge2.0/recall@20") -> str:
     """The README's table: per preset, every model's ``key`` and ``pipeline``'s paired differences (with verdicts)."""
     est = {(r["preset"], r["model"]): r["estimate"] for r in rows if r["metric"] == key}
-    models = [m for m in ("pipeline", "pipeline_old", "pyg_ref", "mf", "popularity") if any(k[1] == m for k in est)]
+    models = [m for m in ("pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement")
+              if any(k[1] == m for k in est)]
     others = [m for m in models if m != "pipeline"]
     ratio = "pyg_ref" in others
     head = ["preset", *models, *(["pipeline / pyg_ref"] if ratio else []), *(f"pipeline − {m}" for m in others)]
@@ -257,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--models", nargs="+", default=["pipeline", "pipeline_old", "pyg_ref", "mf", "popularity"])
+    p.add_argument("--models", nargs="+",
+                   default=["pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement"])
     p.add_argument("--ref-threshold", type=float, default=None,
                    help="positive watch ratio of the PyG reference (default: the pipeline's positive_threshold)")
     p.add_argument("--config", default="configs/retrieval.yaml")

@@ -54,6 +54,10 @@ class RetrievalConfig:
     # per-user shrinkage of the prior: user u gets gamma * n0 / (n0 + n_u) (n_u: its fitted positives), so long
     # histories lean on their embedding and short ones on popularity; in the user table's extra column. 0 = global gamma
     popularity_prior_n0: float = 0.0
+    # the prior's item signal: "engagement" = each item's shrunk mean log1p(watch ratio) over all its views (how much it
+    # is liked by those shown it), "count" = PDA's log share of positives (how often it was shown and liked)
+    popularity_prior_signal: Literal["count", "engagement"] = "engagement"
+    popularity_prior_shrinkage: float = 10.0  # engagement: pseudo-views at the mean of all views (few views -> mean)
     hard_ratio: float = 0.0  # share of negatives mined from the model's current top-K (0 = uniform only)
     hard_k: int = 100  # top-K depth the hard negatives are drawn from
     hard_start_epoch: int = 3  # epochs of uniform negatives before the first mining (an untrained top-K is noise)
@@ -88,7 +92,9 @@ class RetrievalConfig:
             raise ValueError("steps_per_epoch and baselines_max_positives must be >= 0, concurrent_fits >= 1")
         if self.val_metric not in ("ndcg@10", "ndcg@20", "recall@20", "ips_ndcg@10", "ips_ndcg@20", "ips_recall@20"):
             raise ValueError("val_metric must be one of recall@20, ndcg@10, ndcg@20 (or their ips_ versions)")
-        if self.popularity_prior < 0 or self.popularity_prior_n0 < 0:
-            raise ValueError("popularity_prior and popularity_prior_n0 must be >= 0")
+        if self.popularity_prior < 0 or self.popularity_prior_n0 < 0 or self.popularity_prior_shrinkage < 0:
+            raise ValueError("popularity_prior, popularity_prior_n0 and popularity_prior_shrinkage must be >= 0")
+        if self.popularity_prior_signal not in ("count", "engagement"):
+            raise ValueError("popularity_prior_signal must be count or engagement")
         if self.clip_max <= 0:
             raise ValueError("clip_max must be > 0")

@@ -223,8 +223,8 @@ def run(cfg: RetrievalConfig, layout: RunLayout, fit_model: FitModel | None = No
             else:
                 state = started[name].result() if name in started else fit_model(name, cfg, layout, fixed_steps(name))
                 # IPS models carry the popularity prior as one more coordinate (exported and evaluated alike)
-                user, item = export_tables(name, cfg.popularity_prior, state["user"], state["item"], refit_pos,
-                                           cfg.popularity_prior_n0)
+                user, item = export_tables(name, cfg, state["user"], state["item"], refit_pos,
+                                           all_rows if cfg.refit else inputs["train"])
                 rec = EmbeddingRecommender(user, item)
                 sel = [r for r in state["history"] if r.get("phase") == 0.0]
                 best = [r for r in sel if int(r["step"]) == int(state["selected_step"])]
