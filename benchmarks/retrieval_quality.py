@@ -16,7 +16,10 @@ For each preset (``demo`` and the robustness presets of issue 10) the script sim
 * ``mf``: the pipeline's MF-BPR with its default schedule; ``popularity``: most-popular;
 * ``engagement``: the pipeline's item prior alone, not personalised (each item's shrunk mean ``log1p`` watch ratio
   over its training + validation views, :func:`graphrec_ray.retrieval.popularity_prior.engagement`): what the
-  pipeline's personal part adds on top of the prior it exports is ``pipeline - engagement``.
+  pipeline's personal part adds on top of the prior it exports is ``pipeline - engagement``;
+* ``oracle`` / ``item_oracle`` (simulator data only, not baselines but ceilings): every user's items ranked by the
+  simulator's true ``P(watch_ratio >= 2.0)``, and by its mean over all users (the best non-personalised list), so
+  the table shows how much of what is learnable the models learn.
 
 Metrics: the unbiased protocol (``small_matrix`` users x items; relevance ``>= 0.5`` and ``>= 2.0``: the
 authors' ``> 2.0`` is empty on ``rating_like``, whose top level is 2.0, and equal to it on continuous ratios) and, on
@@ -157,6 +160,16 @@ def per_user(score_fn: Any, seen: Interactions, inputs: dict[str, Any], gt: Any)
     return out
 
 
+def truth_scores(gt: Any, inputs: dict[str, Any], personal: bool, threshold: float = 2.0) -> Any:
+    """``(B,) -> (B, I)`` the simulator's true ``P(watch_ratio >= threshold)`` (``personal``) or its mean over all
+    users (the same row for everyone)."""
+    items = inputs["item_map"].to_raw(np.arange(inputs["n_items"]))
+    if not personal:
+        mean = gt.p_watch_at_least(inputs["user_map"].to_raw(np.arange(inputs["n_users"])), items, threshold).mean(0)
+        return lambda users: np.broadcast_to(mean, (np.asarray(users).size, mean.size)).copy()
+    return lambda users: gt.p_watch_at_least(inputs["user_map"].to_raw(np.asarray(users)), items, threshold)
+
+
 def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, ref_threshold: float,
                scale: dict[str, Any], models: list[str]) -> dict[str, Any]:
     """All models on one preset, every seed; returns per-model per-user arrays ``(S, n)`` and timings."""
@@ -177,6 +190,9 @@ def run_preset(preset: str, root: Path, seeds: list[int], cfg: RetrievalConfig, 
             if name == "popularity":
                 seen = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
                 score = MostPopular().fit(seen).score
+            elif name in ("oracle", "item_oracle"):
+                seen = inputs["train"].concat(inputs["val"]).relevant(">=", cfg.positive_threshold)
+                score = truth_scores(gt, inputs, personal=name == "oracle")
             elif name == "engagement":
                 views = inputs["train"].concat(inputs["val"])
                 seen = views.relevant(">=", cfg.positive_threshold)
@@ -242,7 +258,8 @@ def write_outputs(out: Path, rows: list[dict[str, Any]], doc: dict[str, Any], ke
 def markdown_table(rows: list[dict[str, Any]], doc: dict[str, Any], key: str = "unbiased_ge2.0/recall@20") -> str:
     """The README's table: per preset, every model's ``key`` and ``pipeline``'s paired differences (with verdicts)."""
     est = {(r["preset"], r["model"]): r["estimate"] for r in rows if r["metric"] == key}
-    models = [m for m in ("pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement")
+    models = [m for m in ("pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement", "item_oracle",
+                          "oracle")
               if any(k[1] == m for k in est)]
     others = [m for m in models if m != "pipeline"]
     ratio = "pyg_ref" in others
@@ -267,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--presets", nargs="+", default=list(PRESETS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--models", nargs="+",
-                   default=["pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement"])
+                   default=["pipeline", "pipeline_old", "pyg_ref", "mf", "popularity", "engagement", "item_oracle",
+                            "oracle"])
     p.add_argument("--ref-threshold", type=float, default=None,
                    help="positive watch ratio of the PyG reference (default: the pipeline's positive_threshold)")
     p.add_argument("--config", default="configs/retrieval.yaml")

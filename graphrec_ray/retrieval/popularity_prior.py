@@ -157,7 +157,7 @@ def applies_to(name: str, gamma: float) -> bool:
     return gamma != 0.0 and name.endswith("_ips")
 
 
-def export_tables(name: str, cfg: "RetrievalConfig", user: np.ndarray, item: np.ndarray, positives: Interactions,
+def export_tables(name: str, cfg: RetrievalConfig, user: np.ndarray, item: np.ndarray, positives: Interactions,
                   exposures: Interactions | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The tables model ``name`` exports and is evaluated with: with the prior of ``cfg`` (``popularity_prior`` =
     ``gamma``, ``popularity_prior_n0``, ``popularity_prior_signal`` / ``_shrinkage``; counts from ``positives``, the
