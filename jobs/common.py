@@ -67,6 +67,12 @@ def verbose_logs() -> bool:
     return os.environ.get("GRAPHREC_VERBOSE", "") not in ("", "0")
 
 
+def cluster_address(address: str | None = None) -> str | None:
+    """The cluster :func:`init_ray` joins: ``address``, else the job's ``RAY_ADDRESS``; None means it starts a private
+    local cluster (which ends with this process)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to Ray once: the given address, the job's cluster (``RAY_ADDRESS``), or a new private local one.
 
@@ -92,7 +98,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         # RAY_AUTH_MODE=token here instead is not the same: the driver has read the mode already and the cluster
         # then refuses it.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    addr = address or os.environ.get("RAY_ADDRESS")
+    addr = cluster_address(address)
     if addr:
         kwargs["address"] = addr
     else:

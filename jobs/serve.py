@@ -13,7 +13,6 @@ if any request failed.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 
 from graphrec_ray.errors import UserError
 from graphrec_ray.serving.versions import load_ids, version_id
-from jobs.common import init_ray, make_parser, verbose_logs
+from jobs.common import cluster_address, init_ray, make_parser, verbose_logs
 
 APP_NAME = "graphrec"
 
@@ -149,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(3600)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (timeout, systemd, Kubernetes): see _interrupt_on_sigterm
             pass
-        if not (args.ray_address or os.environ.get("RAY_ADDRESS")):
+        if cluster_address(args.ray_address) is None:
             # init_ray started a private cluster: it and the app end with this process. Deleting first could hang:
             # `timeout` and systemd signal the whole process group, the cluster's GCS included.
             print("graphrec serve: stopped, shutting down its local Ray cluster", flush=True)
