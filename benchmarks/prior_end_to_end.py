@@ -34,8 +34,8 @@ import numpy as np
 from scipy import stats
 
 #: name:overrides (comma-separated retrieval keys); the first setting is the baseline of the differences
-DEFAULT_SETTINGS = ("count:popularity_prior_signal=count,popularity_prior=16,popularity_prior_n0=0.5,"
-                    "popularity_prior_shrinkage=10", "default:",
+DEFAULT_SETTINGS = (("count:popularity_prior_signal=count,popularity_prior=16,popularity_prior_n0=0.5,"
+                     "popularity_prior_shrinkage=10"), "default:",
                     "engagement16:popularity_prior=16,popularity_prior_shrinkage=10")
 #: the serving arm's exact true values read from the A/B results
 AB_METRICS = ("value_per_user", "session_length", "distinct_categories", "ctr")

@@ -41,9 +41,9 @@ most-popular on five of six presets, by +0.02 to +0.06 Recall@20, where the coun
 
 from __future__ import annotations
 
-import numpy as np
-
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from graphrec_ray.interactions import Interactions
 from graphrec_ray.retrieval.popularity import MostPopular
@@ -116,7 +116,8 @@ def with_popularity_prior(user: np.ndarray, item: np.ndarray, log_pop: np.ndarra
 
     Args:
         user: ``(U, d)`` user embeddings; item: ``(I, d)`` item embeddings.
-        log_pop: ``(I,)`` log popularity (:func:`log_popularity`).
+        log_pop: ``(I,)`` item column before ``gamma``: :func:`log_popularity` or :func:`engagement`
+            (:func:`item_prior`).
         gamma: prior strength (0 returns the tables unchanged, same width).
         user_weight: ``(U,)`` per-user multiplier of the prior (:func:`user_prior_weights`); None = ones.
 
